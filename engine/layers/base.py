@@ -1,0 +1,269 @@
+"""The layer declaration: one object per layer type drives everything else.
+
+A :class:`LayerType` states its parameters (:class:`ParamSpec`), its input ports, its shape
+rule, the shapes of its weights, their initialisation, and its forward and backward. The
+palette, the inspector, validation, the summary table, the compiler, the exporters and the
+docs all read these declarations from :data:`REGISTRY`; nothing else knows about layer
+types. Shapes never include the batch axis: ``(F,)`` features, ``(C, H, W)`` images,
+``(T, F)`` sequences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from engine.errors import GraphError, ParamError
+
+Shape = tuple[int, ...]
+Params = Mapping[str, Any]
+
+PARAM_KINDS = ("int", "float", "bool", "choice", "ints", "str")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One layer parameter: its kind, default, allowed values and help text.
+
+    ``enabled_when`` maps another parameter's name to the values for which this one
+    matters (the inspector greys it out otherwise), e.g. ``{"function": ("leaky_relu",)}``.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    enabled_when: Mapping[str, tuple[Any, ...]] | None = None
+    log_scale: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in PARAM_KINDS:
+            raise ValueError(f"parameter {self.name!r}: unknown kind {self.kind!r}")
+
+    def describe_range(self) -> str:
+        """Human text of what is allowed, used in error messages and tooltips."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "ints":
+            return "a list of positive integers"
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f"a{'n integer' if self.kind == 'int' else ' number'} in [{lo}, {hi}]"
+
+    def coerce(self, value: Any, where: str = "") -> Any:
+        """Return ``value`` converted to this parameter's kind, or raise ParamError.
+
+        Accepts what JSON gives (lists for tuples, ints for floats) and refuses
+        everything else with a message naming the parameter and what is allowed.
+        """
+        prefix = f"{where}: " if where else ""
+        bad = ParamError(
+            f"{prefix}parameter '{self.name}' = {value!r} is invalid; expected "
+            f"{self.describe_range()}"
+        )
+        kind = self.kind
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise bad
+        if kind == "choice":
+            if isinstance(value, str) and value in self.choices:
+                return value
+            raise bad
+        if kind == "str":
+            if isinstance(value, str):
+                return value
+            raise bad
+        if kind == "ints":
+            if not isinstance(value, (list, tuple)) or not value:
+                raise bad
+            out = []
+            for v in value:
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                    raise bad
+                if int(v) < (-1 if self.min is not None and self.min < 0 else 1):
+                    raise bad
+                out.append(int(v))
+            return tuple(out)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise bad
+        if kind == "int":
+            if isinstance(value, (float, np.floating)):
+                if not float(value).is_integer():
+                    raise bad
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            raise bad
+        return value
+
+    def to_json(self, value: Any) -> Any:
+        """The JSON form of a coerced value (tuples become lists)."""
+        return list(value) if isinstance(value, tuple) else value
+
+    def is_enabled(self, params: Params) -> bool:
+        """Whether this parameter matters given the others (for the inspector)."""
+        if not self.enabled_when:
+            return True
+        return all(params.get(k) in vs for k, vs in self.enabled_when.items())
+
+
+@dataclass
+class NodeRuntime:
+    """What a compiled node carries between forward and backward.
+
+    ``W``/``G`` are views into the model's flat parameter and gradient buffers (the
+    optimizer updates everything in one kernel call); ``B`` holds non-trained state such as
+    BatchNorm running averages; ``cache`` is whatever forward keeps for backward.
+    """
+
+    id: str
+    type: "LayerType"
+    p: dict[str, Any]
+    in_shapes: list[Shape]
+    out_shape: Shape
+    dtype: np.dtype
+    W: dict[str, np.ndarray] = field(default_factory=dict)
+    G: dict[str, np.ndarray] = field(default_factory=dict)
+    B: dict[str, np.ndarray] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+    training: bool = False
+    rng: np.random.Generator | None = None
+    need_input_grad: bool = True  # False when every input is data: backward may skip ∂L/∂x
+
+
+def _no_weights(p: Params, in_shapes: list[Shape]) -> dict[str, Shape]:
+    return {}
+
+
+def _single_input(p: Params) -> tuple[str, ...]:
+    return ("in",)
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """Declaration of a layer type. See the module docstring.
+
+    - ``shape(p, in_shapes) -> out_shape`` raises ShapeError saying how to fix a mismatch.
+    - ``weights(p, in_shapes) -> {name: shape}`` trainable tensors (counted, decayed if in
+      ``decay``), ``buffers`` likewise for non-trained state with ``init_buffers`` values.
+    - ``init(p, in_shapes, rng) -> {name: float64 array}`` initial trainable values.
+    - ``forward(rt, xs) -> y`` with ``xs`` the list of input batches (batch axis first).
+    - ``backward(rt, dy) -> [dx per input]``, writing parameter gradients into ``rt.G``.
+    - ``presets`` are named parameter sets the palette offers as separate entries.
+    - ``exporters`` maps a format name ("onnx", "torch", "numpy") to its exporter.
+    """
+
+    name: str
+    category: str
+    help: str
+    shape: Callable[[Params, list[Shape]], Shape]
+    forward: Callable[[NodeRuntime, list[np.ndarray]], np.ndarray]
+    backward: Callable[[NodeRuntime, np.ndarray], list[np.ndarray]]
+    params: tuple[ParamSpec, ...] = ()
+    inputs: Callable[[Params], tuple[str, ...]] = _single_input
+    weights: Callable[[Params, list[Shape]], dict[str, Shape]] = _no_weights
+    init: Callable[[Params, list[Shape], np.random.Generator], dict[str, np.ndarray]] | None = None
+    buffers: Callable[[Params, list[Shape]], dict[str, Shape]] = _no_weights
+    init_buffers: Callable[[Params, list[Shape]], dict[str, np.ndarray]] | None = None
+    decay: tuple[str, ...] = ()
+    key_params: tuple[str, ...] = ()
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    exporters: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ("out",)
+
+    # -- parameters -------------------------------------------------------------------
+    def param_spec(self, name: str) -> ParamSpec:
+        for spec in self.params:
+            if spec.name == name:
+                return spec
+        raise ParamError(
+            f"{self.name} has no parameter '{name}'; it has "
+            + (", ".join(s.name for s in self.params) or "none")
+        )
+
+    def default_params(self) -> dict[str, Any]:
+        return {s.name: s.default for s in self.params}
+
+    def validate_params(self, given: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """Defaults overlaid with ``given``, each value coerced; unknown names refused."""
+        if not isinstance(given, Mapping):
+            raise ParamError(f"{where}: 'params' must be an object, got {type(given).__name__}")
+        out = self.default_params()
+        for name, value in given.items():
+            spec = self.param_spec(name) if name in out else None
+            if spec is None:
+                known = ", ".join(s.name for s in self.params) or "none"
+                raise ParamError(f"{where}: {self.name} has no parameter '{name}' (it has {known})")
+            out[name] = spec.coerce(value, where)
+        return out
+
+    def params_to_json(self, p: Params) -> dict[str, Any]:
+        return {s.name: s.to_json(p[s.name]) for s in self.params if s.name in p}
+
+    # -- shapes and counts ------------------------------------------------------------
+    def param_count(self, p: Params, in_shapes: list[Shape]) -> int:
+        return int(sum(math.prod(s) for s in self.weights(p, in_shapes).values()))
+
+    def summary_text(self, p: Params) -> str:
+        """Short text of the key parameters, e.g. ``units=32`` (canvas and summary)."""
+        return ", ".join(f"{k}={_fmt(p.get(k))}" for k in self.key_params if k in p)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "×".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class Registry(dict[str, LayerType]):
+    """Layer types by name; refuses duplicates so one name means one declaration."""
+
+    def register(self, layer: LayerType) -> LayerType:
+        if layer.name in self:
+            raise ValueError(f"layer type {layer.name!r} registered twice")
+        self[layer.name] = layer
+        return layer
+
+    def get_type(self, name: Any, where: str = "") -> LayerType:
+        if not isinstance(name, str) or name not in self:
+            prefix = f"{where}: " if where else ""
+            raise GraphError(
+                f"{prefix}unknown layer type {name!r}; known types: {', '.join(sorted(self))}"
+            )
+        return self[name]
+
+    def categories(self) -> dict[str, list[LayerType]]:
+        """Layer types grouped by category, in registration order (the palette)."""
+        out: dict[str, list[LayerType]] = {}
+        for layer in self.values():
+            out.setdefault(layer.category, []).append(layer)
+        return out
+
+
+REGISTRY = Registry()
+register = REGISTRY.register
+
+CATEGORY_TITLES = {
+    "io": "Input / output",
+    "dense": "Dense",
+    "activation": "Activations",
+    "regularisation": "Regularisation",
+    "merge": "Merge",
+    "reshape": "Reshape",
+    "conv": "Convolution",
+    "recurrent": "Recurrent",
+}

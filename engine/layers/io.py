@@ -1,0 +1,23 @@
+"""Input: where the dataset's features enter the network."""
+
+from __future__ import annotations
+
+from engine.layers.base import LayerType, ParamSpec, register
+
+
+def _shape(p, in_shapes):
+    return tuple(p["shape"])
+
+
+register(LayerType(
+    name="Input",
+    category="io",
+    help="Feeds a batch of the dataset's features into the network. Its shape (without the "
+         "batch axis) must match the data: (features,), (channels, height, width) or (time, features).",
+    params=(ParamSpec("shape", "ints", (2,), "Shape of one example, without the batch axis."),),
+    inputs=lambda p: (),
+    shape=_shape,
+    forward=lambda rt, xs: xs[0],
+    backward=lambda rt, dy: [],
+    key_params=("shape",),
+))

@@ -1,0 +1,193 @@
+"""Loss functions: value and gradient with respect to the network output in one kernel.
+
+Targets are prepared once per dataset (:func:`prepare_targets`) into a float array of the
+output's shape, so a training step is one kernel call. Means run over every element (as in
+PyTorch's default ``reduction="mean"``), so the exported PyTorch code reproduces the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from engine.errors import TrainingError
+
+
+@njit(cache=True, nogil=True)
+def mse_kernel(out: np.ndarray, t: np.ndarray, dout: np.ndarray) -> float:
+    """L = (1/n) Σ (o − t)²,  ∂L/∂o = 2(o − t)/n  (n = number of elements)."""
+    n = out.size
+    total = 0.0
+    scale = 2.0 / n
+    for i in range(n):
+        d = out[i] - t[i]
+        total += d * d
+        dout[i] = scale * d
+    return total / n
+
+
+@njit(cache=True, nogil=True)
+def mae_kernel(out: np.ndarray, t: np.ndarray, dout: np.ndarray) -> float:
+    """L = (1/n) Σ |o − t|,  ∂L/∂o = sign(o − t)/n."""
+    n = out.size
+    total = 0.0
+    for i in range(n):
+        d = out[i] - t[i]
+        total += abs(d)
+        dout[i] = (1.0 if d > 0 else (-1.0 if d < 0 else 0.0)) / n
+    return total / n
+
+
+@njit(cache=True, nogil=True)
+def softmax_ce_kernel(z: np.ndarray, t: np.ndarray, dz: np.ndarray) -> float:
+    """Softmax cross-entropy on logits z (N, K) with target distributions t (N, K).
+
+    L = (1/N) Σ_n [logsumexp(z_n) − Σ_k t_nk z_nk],  ∂L/∂z = (softmax(z) − t)/N.
+    Subtracting the row maximum keeps exp() from overflowing.
+    """
+    n, k = z.shape
+    total = 0.0
+    for i in range(n):
+        m = z[i, 0]
+        for j in range(1, k):
+            if z[i, j] > m:
+                m = z[i, j]
+        s = 0.0
+        for j in range(k):
+            s += math.exp(z[i, j] - m)
+        lse = m + math.log(s)
+        tz = 0.0
+        tsum = 0.0
+        for j in range(k):
+            tz += t[i, j] * z[i, j]
+            tsum += t[i, j]
+            dz[i, j] = math.exp(z[i, j] - lse)
+        for j in range(k):
+            dz[i, j] = (dz[i, j] * tsum - t[i, j]) / n
+        total += lse * tsum - tz
+    return total / n
+
+
+@njit(cache=True, nogil=True)
+def bce_logits_kernel(z: np.ndarray, t: np.ndarray, dz: np.ndarray) -> float:
+    """Binary cross-entropy on logits: L = mean[max(z,0) − z·t + log(1 + e^−|z|)],
+    ∂L/∂z = (σ(z) − t)/n. Never evaluates log(σ) directly, so it cannot overflow."""
+    n = z.size
+    total = 0.0
+    for i in range(n):
+        zi = z[i]
+        total += max(zi, 0.0) - zi * t[i] + math.log1p(math.exp(-abs(zi)))
+        if zi >= 0:
+            s = 1.0 / (1.0 + math.exp(-zi))
+        else:
+            e = math.exp(zi)
+            s = e / (1.0 + e)
+        dz[i] = (s - t[i]) / n
+    return total / n
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss: its kernel, whether it reads logits, and the activation it fuses with.
+
+    ``fuses`` names the terminal layer the loss absorbs for stability: a graph ending in
+    Softmax trained with cross-entropy computes the loss on the Softmax's input (logits).
+    """
+
+    name: str
+    help: str
+    kernel: object
+    two_d: bool
+    fuses: tuple[str, str] | None
+    classification_only: bool = False
+
+
+LOSSES: dict[str, LossSpec] = {
+    "mse": LossSpec("mse", "Mean squared error (1/n)Σ(o−t)²: regression, or 0/1 targets for a teaching MLP.",
+                    mse_kernel, False, None),
+    "mae": LossSpec("mae", "Mean absolute error (1/n)Σ|o−t|: regression robust to outliers.",
+                    mae_kernel, False, None),
+    "cross_entropy": LossSpec(
+        "cross_entropy", "Softmax cross-entropy on K scores (logits); a final Softmax layer is fused "
+        "into it. Targets: class indices or one-hot rows.", softmax_ce_kernel, True, ("Softmax", ""), True),
+    "bce_logits": LossSpec(
+        "bce_logits", "Binary cross-entropy on one logit per output (a final sigmoid Activation is "
+        "fused into it). Targets 0/1.", bce_logits_kernel, False, ("Activation", "sigmoid"), True),
+}
+
+
+def loss_spec(name: str) -> LossSpec:
+    if name not in LOSSES:
+        raise TrainingError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+def prepare_targets(loss: str, y: np.ndarray, task: str, n_classes: int, out_shape: tuple[int, ...],
+                    dtype: np.dtype) -> np.ndarray:
+    """Targets as a float array of shape (n, *out_shape) for ``loss``.
+
+    Class indices become one-hot rows for K outputs, or the 0/1 value itself for a single
+    output (binary problems). Raises TrainingError saying how to fix a mismatch.
+    """
+    spec = loss_spec(loss)
+    n = len(y)
+    width = int(np.prod(out_shape))
+    if task == "classification":
+        y = np.asarray(y).astype(np.int64).reshape(-1)
+        if width == 1:
+            if n_classes > 2:
+                raise TrainingError(
+                    f"the network has 1 output but the dataset has {n_classes} classes; "
+                    f"set the last Dense to {n_classes} units and use cross_entropy"
+                )
+            if loss == "cross_entropy":
+                raise TrainingError("cross_entropy needs one output per class (2 for a binary problem); "
+                                    "use bce_logits or mse for a single output, or set the last Dense to 2 units")
+            return y.reshape(n, 1).astype(dtype)
+        if width != n_classes:
+            raise TrainingError(
+                f"the network has {width} outputs but the dataset has {n_classes} classes; "
+                f"set the last Dense to {n_classes} units"
+            )
+        onehot = np.zeros((n, n_classes), dtype=dtype)
+        onehot[np.arange(n), y] = 1
+        return onehot.reshape((n,) + tuple(out_shape))
+    if spec.classification_only:
+        raise TrainingError(f"{loss} is for classification but the dataset is a regression task; use mse or mae")
+    y = np.asarray(y, dtype=np.float64).reshape(n, -1)
+    if y.shape[1] != width:
+        raise TrainingError(
+            f"the network has {width} outputs but the regression target has {y.shape[1]} columns; "
+            f"set the last Dense to {y.shape[1]} units"
+        )
+    return y.astype(dtype).reshape((n,) + tuple(out_shape))
+
+
+def loss_and_grad(name: str, out: np.ndarray, target: np.ndarray, dout: np.ndarray) -> float:
+    """Loss value; writes ∂L/∂out into ``dout`` (same shape as ``out``)."""
+    spec = LOSSES[name]
+    if spec.two_d:
+        return float(spec.kernel(out.reshape(out.shape[0], -1), target.reshape(out.shape[0], -1),
+                                 dout.reshape(out.shape[0], -1)))
+    return float(spec.kernel(out.reshape(-1), target.reshape(-1), dout.reshape(-1)))
+
+
+def reference_loss(name: str, out: np.ndarray, target: np.ndarray) -> float:
+    """Plain NumPy definitions for the tests (float64)."""
+    o = np.asarray(out, np.float64).reshape(len(out), -1)
+    t = np.asarray(target, np.float64).reshape(len(out), -1)
+    if name == "mse":
+        return float(np.mean((o - t) ** 2))
+    if name == "mae":
+        return float(np.mean(np.abs(o - t)))
+    if name == "cross_entropy":
+        p = np.exp(o - o.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        return float(-np.mean(np.sum(t * np.log(p), axis=1)))
+    if name == "bce_logits":
+        s = 1 / (1 + np.exp(-o))
+        return float(-np.mean(t * np.log(s) + (1 - t) * np.log(1 - s)))
+    raise KeyError(name)
