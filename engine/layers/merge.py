@@ -1,0 +1,140 @@
+"""Merge layers: Add (residual / skip connections) and Concat (joining branches).
+
+They have ``inputs`` input ports named ``in0``, ``in1``, … so several branches of the graph
+can meet. Backward splits the gradient again: Add hands every input the same ∂L/∂y,
+Concat hands each input its own slice of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import ShapeError
+from engine.layers.base import LayerType, ParamSpec, register
+
+
+def _ports(p) -> tuple[str, ...]:
+    return tuple(f"in{i}" for i in range(p["inputs"]))
+
+
+def _inputs_param(what: str) -> ParamSpec:
+    return ParamSpec("inputs", "int", 2, f"Number of input ports (branches to {what}).", min=2, max=8)
+
+
+# ---- Add ----------------------------------------------------------------------------
+def _add_fix(first, other, port: str) -> str:
+    """How to make the branch on ``port`` produce ``first``'s shape."""
+    if len(first) in (1, 2) and len(other) == len(first) and other[:-1] == first[:-1]:
+        return f"insert a Dense({first[-1]}) on input '{port}'"
+    if len(first) == 1:
+        return f"insert a Flatten and a Dense({first[0]}) on input '{port}'"
+    return f"change the layers feeding '{port}' so they output {first}, or use Concat to join them instead"
+
+
+def _add_shape(p, in_shapes):
+    first = in_shapes[0]
+    for i, shape in enumerate(in_shapes[1:], start=1):
+        if shape != first:
+            raise ShapeError(
+                f"input shapes {first} (in0) and {shape} (in{i}) differ; Add needs equal shapes: "
+                + _add_fix(first, shape, f"in{i}")
+            )
+    return first
+
+
+def _add_forward(rt, xs):
+    """y = x₀ + x₁ + … (element-wise)."""
+    y = xs[0] + xs[1]
+    for x in xs[2:]:
+        y += x
+    return y
+
+
+def _add_backward(rt, dy):
+    """∂L/∂xᵢ = ∂L/∂y for every input (each input gets its own array)."""
+    return [dy] + [dy.copy() for _ in range(rt.p["inputs"] - 1)]
+
+
+register(LayerType(
+    name="Add",
+    category="merge",
+    help="Adds its inputs element by element (all must have the same shape). Used for residual "
+         "(skip) connections y = x + f(x): the gradient flows unchanged along the skip path, so "
+         "very deep networks still receive a useful gradient (He et al. 2016).",
+    params=(_inputs_param("add"),),
+    inputs=_ports,
+    shape=_add_shape,
+    forward=_add_forward,
+    backward=_add_backward,
+    key_params=("inputs",),
+))
+
+
+# ---- Concat -------------------------------------------------------------------------
+def _concat_axis(p, shape) -> int:
+    """The per-example axis (negative counts from the end), checked against the rank."""
+    rank, axis = len(shape), p["axis"]
+    a = axis + rank if axis < 0 else axis
+    if not 0 <= a < rank:
+        raise ShapeError(
+            f"axis {axis} does not exist for inputs of shape {shape} ({rank} axes); "
+            f"use 0 to {rank - 1} (or -{rank} to -1)"
+        )
+    return a
+
+
+def _concat_shape(p, in_shapes):
+    first = in_shapes[0]
+    for i, shape in enumerate(in_shapes[1:], start=1):
+        if len(shape) != len(first):
+            raise ShapeError(
+                f"input 'in{i}' has shape {shape} but 'in0' has {first}: Concat needs inputs with the "
+                f"same number of axes; insert a Flatten on the branches to join them as flat vectors"
+            )
+    a = _concat_axis(p, first)
+    for i, shape in enumerate(in_shapes[1:], start=1):
+        bad = [d for d in range(len(first)) if d != a and shape[d] != first[d]]
+        if bad:
+            d = bad[0]
+            only_d = all(s[:d] + s[d + 1:] == first[:d] + first[d + 1:] for s in in_shapes)
+            hint = (f"; to join them along axis {d} instead, set axis to {d}" if len(bad) == 1 and only_d
+                    else "; change the branches so those sizes agree")
+            raise ShapeError(
+                f"joining along axis {a} needs every other axis to match, but input 'in{i}' has shape "
+                f"{shape} and 'in0' has {first} (axis {d}: {shape[d]} vs {first[d]}){hint}"
+            )
+    return first[:a] + (sum(s[a] for s in in_shapes),) + first[a + 1:]
+
+
+def _concat_forward(rt, xs):
+    """y = [x₀, x₁, …] stacked along the chosen per-example axis."""
+    a = _concat_axis(rt.p, xs[0].shape[1:]) + 1
+    rt.cache["bounds"] = np.cumsum([x.shape[a] for x in xs])[:-1]
+    rt.cache["axis"] = a
+    return np.concatenate(xs, axis=a)
+
+
+def _concat_backward(rt, dy):
+    """∂L/∂xᵢ is the slice of ∂L/∂y that xᵢ filled (copied to a contiguous array)."""
+    parts = np.split(dy, rt.cache["bounds"], axis=rt.cache["axis"])
+    return [np.ascontiguousarray(part) for part in parts]
+
+
+register(LayerType(
+    name="Concat",
+    category="merge",
+    help="Joins its inputs side by side along one axis (features by default), e.g. (32,) and "
+         "(16,) give (48,). All other axes must match. Use it to combine branches that look at "
+         "the data differently while keeping every branch's values apart (unlike Add).",
+    params=(
+        _inputs_param("join"),
+        ParamSpec("axis", "int", 0, "Axis of one example to join along: 0 is the first "
+                  "(features for (F,), channels for (C, H, W), time for (T, F)); -1 the last.",
+                  min=-3, max=2),
+    ),
+    inputs=_ports,
+    shape=_concat_shape,
+    forward=_concat_forward,
+    backward=_concat_backward,
+    key_params=("inputs", "axis"),
+))
