@@ -1,0 +1,293 @@
+"""A node card: coloured header (category) with name and type, key parameters, output
+shape and parameter count, typed ports, and a problem badge showing the engine's message.
+
+The card reads everything from the Document in :meth:`NodeItem.sync`; it never computes a
+shape or validates anything itself. ``set_tint`` is the hook for overlays (e.g. a later
+gradient-norm heat map): a colour washes the card body, None removes it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QApplication, QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from engine.graph import Node
+from studio import theme
+from studio.canvas.port_item import PortItem
+
+if TYPE_CHECKING:
+    from studio.canvas.edge_item import EdgeItem
+    from studio.document import Document
+
+WIDTH = 188.0
+HEADER = 26.0
+ROW = 18.0
+PORT_GAP = 22.0
+RADIUS = 7.0
+MIN_HEIGHT = 74.0
+GRID = 20.0
+LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+def card_size(node: Node) -> tuple[float, float]:
+    """Width and height of a node's card: depends only on its number of input ports."""
+    n_in = len(node.input_ports())
+    return WIDTH, max(MIN_HEIGHT, HEADER + 10 + n_in * PORT_GAP)
+
+
+def format_shape(shape: tuple[int, ...] | None) -> str:
+    """``(32,)`` → ``32``; ``(1, 28, 28)`` → ``1×28×28``; unknown → ``?``."""
+    if shape is None:
+        return "?"
+    return "×".join(str(s) for s in shape) if shape else "scalar"
+
+
+def format_count(n: int) -> str:
+    if n < 10_000:
+        return f"{n:,} params" if n != 1 else "1 param"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k params"
+    return f"{n / 1e6:.2f}M params"
+
+
+class _Fonts:
+    """Card fonts, made once the application exists (sizes relative to the UI font)."""
+
+    title: QFont
+    small: QFont
+    body: QFont
+    ready = False
+
+    @classmethod
+    def get(cls) -> "type[_Fonts]":
+        if not cls.ready:
+            base = QApplication.font()
+            size = base.pointSizeF() if base.pointSizeF() > 0 else 9.0
+            cls.title = QFont(base)
+            cls.title.setPointSizeF(size)
+            cls.title.setWeight(QFont.Weight.DemiBold)
+            cls.body = QFont(base)
+            cls.body.setPointSizeF(size * 0.95)
+            cls.small = QFont(base)
+            cls.small.setPointSizeF(size * 0.85)
+            cls.ready = True
+        return cls
+
+
+class BadgeItem(QGraphicsItem):
+    """The red "!" on a card with a validation problem; its tooltip is the engine's message."""
+
+    R = 8.0
+
+    def __init__(self, parent: QGraphicsItem) -> None:
+        super().__init__(parent)
+        self.setAcceptHoverEvents(True)
+        self.setZValue(3)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(-self.R - 1, -self.R - 1, 2 * self.R + 2, 2 * self.R + 2)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        c = theme.colors()
+        painter.setPen(QPen(c.card, 1.5))
+        painter.setBrush(c.error)
+        painter.drawEllipse(QPointF(0, 0), self.R, self.R)
+        painter.setPen(QColor("#ffffff"))
+        font = QFont(_Fonts.get().title)
+        font.setWeight(QFont.Weight.Bold)
+        painter.setFont(font)
+        painter.drawText(self.boundingRect(), Qt.AlignmentFlag.AlignCenter, "!")
+
+
+class NodeItem(QGraphicsItem):
+    """The view of one graph node. Positions are the card's top-left corner."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.node_id = node.id
+        self.type_name = node.type
+        self.category = node.layer.category
+        self.key_text = ""
+        self.shape_text = "?"
+        self.count_text = ""
+        self.problem: str | None = None
+        self.tint: QColor | None = None
+        self.edges: set["EdgeItem"] = set()
+        self.inputs: dict[str, PortItem] = {}
+        self.output = PortItem(self, "out", "out")
+        self.badge = BadgeItem(self)
+        self.badge.setVisible(False)
+        self._size = card_size(node)
+        self._path = QPainterPath()
+        self._header = QPainterPath()
+        self.setFlags(
+            QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+            | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
+        )
+        self.setAcceptHoverEvents(True)
+        self._build_ports(node.input_ports())
+
+    # -- geometry ------------------------------------------------------------------------
+    def _build_ports(self, names: tuple[str, ...]) -> None:
+        self.prepareGeometryChange()
+        for port in self.inputs.values():
+            port.setParentItem(None)
+            if port.scene() is not None:
+                port.scene().removeItem(port)
+        self.inputs = {name: PortItem(self, "in", name) for name in names}
+        w, h = self._size
+        body_mid = HEADER + (h - HEADER) / 2
+        first = body_mid - (len(names) - 1) * PORT_GAP / 2
+        for i, port in enumerate(self.inputs.values()):
+            port.setPos(0.0, first + i * PORT_GAP)
+        self.output.setPos(w, body_mid)
+        self.badge.setPos(w - 2, 2)
+        self._path = QPainterPath()
+        self._path.addRoundedRect(QRectF(0, 0, w, h), RADIUS, RADIUS)
+        clip = QPainterPath()
+        clip.addRect(QRectF(0, 0, w, HEADER))
+        self._header = self._path.intersected(clip)
+
+    @property
+    def size(self) -> tuple[float, float]:
+        return self._size
+
+    def input_port(self, name: str) -> PortItem | None:
+        return self.inputs.get(name)
+
+    def boundingRect(self) -> QRectF:
+        w, h = self._size
+        return QRectF(-4, -4, w + 8, h + 10)
+
+    def shape(self) -> QPainterPath:
+        return self._path
+
+    # -- state from the document ---------------------------------------------------------
+    def sync(self, doc: "Document") -> None:
+        """Refresh text, ports, badge and port states from the document's graph and report."""
+        node = doc.graph.node(self.node_id)
+        ports = node.input_ports()
+        if tuple(self.inputs) != ports or card_size(node) != self._size:
+            self._size = card_size(node)
+            self._build_ports(ports)
+        report = doc.report
+        shape = report.shapes.get(self.node_id)
+        in_shapes = report.in_shapes.get(self.node_id, [])
+        count = 0
+        if shape is not None and in_shapes is not None and all(s is not None for s in in_shapes):
+            count = node.layer.param_count(node.params, in_shapes)  # type: ignore[arg-type]
+        self.type_name = node.type
+        self.key_text = node.layer.summary_text(node.params)
+        self.shape_text = format_shape(shape)
+        self.count_text = format_count(count) if count else ""
+        self.problem = doc.problem_for(self.node_id)
+        self.badge.setVisible(self.problem is not None)
+        self.badge.setToolTip(self.problem or "")
+        self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{node.layer.help}")
+        sources = {e.dst_port: e for e in doc.graph.edges_into(self.node_id)}
+        for i, (name, port) in enumerate(self.inputs.items()):
+            edge = sources.get(name)
+            got = in_shapes[i] if i < len(in_shapes) else None
+            tip = f"input '{name}'" + (f" ← {edge.src} ({format_shape(got)})" if edge else " (not connected)")
+            port.set_state(len(got) if got else None, edge is not None, tip)
+        used = bool(doc.graph.edges_from(self.node_id))
+        self.output.set_state(len(shape) if shape else None, used,
+                              f"output {format_shape(shape)}; drag to an input port to connect")
+        self.update()
+
+    def set_tint(self, color: QColor | None) -> None:
+        """Overlay hook: wash the card body with ``color`` (its alpha is respected)."""
+        self.tint = QColor(color) if color is not None else None
+        self.update()
+
+    # -- painting ----------------------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        c = theme.colors()
+        w, h = self._size
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        head = theme.category_color(self.category)
+        if lod > 0.4:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 60 if theme.is_dark() else 28))
+            painter.drawRoundedRect(QRectF(1.5, 3, w, h), RADIUS, RADIUS)
+        painter.setBrush(c.card)
+        border = c.error if self.problem else c.card_border
+        painter.setPen(QPen(border, 1.2 if not self.problem else 1.6))
+        painter.drawPath(self._path)
+        if self.tint is not None:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(self.tint)
+            painter.drawPath(self._path)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(head)
+        painter.drawPath(self._header)
+        if self.isSelected():
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(c.selection, 2.2))
+            painter.drawRoundedRect(QRectF(-1.5, -1.5, w + 3, h + 3), RADIUS + 1.5, RADIUS + 1.5)
+        if lod < 0.35:
+            return
+        self._paint_text(painter, c, w, h)
+
+    def _paint_text(self, painter: QPainter, c: theme.CanvasColors, w: float, h: float) -> None:
+        fonts = _Fonts.get()
+        pad = 10.0
+        painter.setFont(fonts.small)
+        fm_small = QFontMetricsF(fonts.small)
+        type_w = fm_small.horizontalAdvance(self.type_name)
+        header_text = QColor(c.header_text)
+        header_text.setAlpha(205)
+        painter.setPen(header_text)
+        painter.drawText(QRectF(w - pad - type_w - 6, 0, type_w + 4, HEADER),
+                         RIGHT, self.type_name)
+        painter.setFont(fonts.title)
+        painter.setPen(c.header_text)
+        fm = QFontMetricsF(fonts.title)
+        name = fm.elidedText(self.node_id, Qt.TextElideMode.ElideRight, w - 2 * pad - type_w - 8)
+        painter.drawText(QRectF(pad, 0, w - 2 * pad, HEADER), LEFT, name)
+        left = pad + (22.0 if len(self.inputs) > 1 else 2.0)
+        if len(self.inputs) > 1:
+            painter.setFont(fonts.small)
+            painter.setPen(c.text_dim)
+            for port_name, port in self.inputs.items():
+                y = port.pos().y()
+                painter.drawText(QRectF(8, y - 8, 28, 16), LEFT, port_name)
+        painter.setFont(fonts.body)
+        painter.setPen(c.text)
+        fmb = QFontMetricsF(fonts.body)
+        inner = w - left - pad
+        top = HEADER + 6
+        key = fmb.elidedText(self.key_text or "—", Qt.TextElideMode.ElideRight, inner)
+        painter.drawText(QRectF(left, top, inner, ROW), LEFT, key)
+        painter.setPen(c.text_dim)
+        painter.setFont(fonts.small)
+        row2 = QRectF(left, top + ROW + 2, inner, ROW)
+        painter.drawText(row2, LEFT, f"→ {self.shape_text}")
+        if self.count_text:
+            painter.drawText(row2, RIGHT, self.count_text)
+
+    # -- movement --------------------------------------------------------------------------
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):  # noqa: N802 (Qt name)
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
+            scene = self.scene()
+            if scene is not None and getattr(scene, "snapping_now", False):
+                p = QPointF(value)
+                return QPointF(round(p.x() / GRID) * GRID, round(p.y() / GRID) * GRID)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            for edge in self.edges:
+                edge.update_path()
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            self.setZValue(1.0 if self.isSelected() else 0.0)
+        return super().itemChange(change, value)
+
+
+def snap(value: float) -> float:
+    return math.floor(value / GRID + 0.5) * GRID

@@ -1,0 +1,292 @@
+"""The inspector: an editor for the selected node, generated from its ParamSpecs.
+
+Each parameter kind has one widget factory (int → spin box with the declared range, float →
+spin box, bool → check box, choice → combo box, ints/str → line edit); help texts become
+tooltips and ``enabled_when`` greys out what does not apply. Values go through
+``studio.edits.set_param``, so the layer declaration is the only judge: a refused value is
+reverted and the engine's reason is shown under the form. The name field renames the node.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import BackpropError
+from engine.layers.base import ParamSpec
+from studio import edits, theme
+from studio.document import Document
+
+INT_LIMIT = 2**31 - 1
+FLOAT_LIMIT = 1e12
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    """A double spin box that shows ``0.01`` rather than ``0.010000``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setDecimals(10)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt name)
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text.replace(",", "."))
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):  # noqa: D102
+        from PySide6.QtGui import QValidator
+
+        if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d*)?([eE][-+]?\d*)?", text.strip()):
+            ok = QValidator.State.Acceptable if _is_float(text) else QValidator.State.Intermediate
+            return ok, text, pos
+        return QValidator.State.Invalid, text, pos
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_ints(text: str) -> Any:
+    """``"1, 28, 28"`` or ``"1×28×28"`` → ``[1, 28, 28]``; anything else is passed through
+    unchanged so the engine's declaration refuses it with its own message."""
+    parts = [p for p in re.split(r"[\s,×x*()\[\]]+", text.strip()) if p]
+    try:
+        return [int(p) for p in parts] if parts else text
+    except ValueError:
+        return text
+
+
+def format_ints(value: Any) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+class InspectorPanel(QWidget):
+    """Shows and edits the node whose id is set with :meth:`set_node`."""
+
+    refused = Signal(str)
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.node_id: str | None = None
+        self.editors: dict[str, QWidget] = {}
+        self._setters: dict[str, Callable[[Any], None]] = {}
+        self._specs: dict[str, ParamSpec] = {}
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._body = QWidget()
+        scroll.setWidget(self._body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self._layout = QVBoxLayout(self._body)
+        self._layout.setContentsMargins(10, 10, 10, 10)
+        self._layout.setSpacing(8)
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.help = QLabel()
+        self.help.setWordWrap(True)
+        self.help.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.form = QFormLayout()
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.name_edit = QLineEdit()
+        self.name_edit.setToolTip("The node's id: letters, digits and _, not starting with a digit. "
+                                  "Used for weight names (h.W) and exports.")
+        self.name_edit.editingFinished.connect(self._on_name_edited)
+        self.form.addRow("Name", self.name_edit)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet(f"color: {theme.colors().error.name()};")
+        for w in (self.title, self.help):
+            self._layout.addWidget(w)
+        self._layout.addLayout(self.form)
+        self._layout.addWidget(self.problem)
+        self._layout.addWidget(self.error)
+        self._layout.addStretch(1)
+        document.changed.connect(self._on_changed)
+        document.nodeRenamed.connect(self._on_renamed)
+        document.graphReset.connect(lambda: self.set_node(None))
+        document.lockChanged.connect(lambda reason: self._body.setEnabled(not reason))
+        self.set_node(None)
+
+    # -- building ------------------------------------------------------------------------
+    def set_node(self, node_id: str | None, count: int = 1) -> None:
+        """Edit ``node_id`` (None: nothing selected; ``count`` > 1: a multi-selection)."""
+        if node_id is not None and node_id not in self.document.graph.nodes:
+            node_id = None
+        self.node_id = node_id
+        while self.form.rowCount() > 1:  # row 0 is the name field, kept
+            self.form.removeRow(1)
+        self.editors.clear()
+        self._setters.clear()
+        self._specs.clear()
+        self.error.clear()
+        if node_id is None:
+            self._show_empty(count)
+            return
+        node = self.document.graph.node(node_id)
+        layer = node.layer
+        color = theme.category_color(layer.category).name()
+        self.title.setText(f"<span style='color:{color}; font-size:large'>■</span> "
+                           f"<b style='font-size:large'>{html.escape(node.type)}</b>")
+        self.help.setText(layer.help)
+        self.help.show()
+        self.form.setRowVisible(0, True)
+        for spec in layer.params:
+            editor, setter = self._make_editor(spec)
+            editor.setToolTip(f"<p style='white-space:normal'>{html.escape(spec.help)}<br>"
+                              f"<i>{html.escape(spec.describe_range())}</i></p>")
+            label = QLabel(spec.name.replace("_", " ").capitalize())
+            label.setToolTip(editor.toolTip())
+            self.form.addRow(label, editor)
+            self.editors[spec.name] = editor
+            self._setters[spec.name] = setter
+            self._specs[spec.name] = spec
+        if not layer.params:
+            self.form.addRow(QLabel("<i>No parameters.</i>"))
+        self._load_values()
+
+    def _show_empty(self, count: int) -> None:
+        g = self.document.graph
+        if count > 1:
+            self.title.setText(f"<b>{count} nodes selected</b>")
+        else:
+            self.title.setText("<b>No selection</b>")
+        self.help.setText(f"Graph <b>{html.escape(g.name)}</b>: {len(g.nodes)} nodes, {len(g.edges)} wires."
+                          "<br>Select a node to edit its name and parameters.")
+        self.form.setRowVisible(0, False)
+        self.problem.clear()
+
+    def _make_editor(self, spec: ParamSpec) -> tuple[QWidget, Callable[[Any], None]]:
+        commit = lambda value, name=spec.name: self._commit(name, value)  # noqa: E731
+        if spec.kind == "int":
+            w = QSpinBox()
+            w.setRange(int(spec.min) if spec.min is not None else -INT_LIMIT,
+                       int(spec.max) if spec.max is not None else INT_LIMIT)
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(commit)
+            return w, w.setValue
+        if spec.kind == "float":
+            f = FloatSpinBox()
+            f.setRange(spec.min if spec.min is not None else -FLOAT_LIMIT,
+                       spec.max if spec.max is not None else FLOAT_LIMIT)
+            f.setKeyboardTracking(False)
+            if spec.log_scale:
+                f.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+            else:
+                f.setSingleStep(0.1 if (spec.max or 1.0) > 1 else 0.01)
+            f.valueChanged.connect(commit)
+            return f, f.setValue
+        if spec.kind == "bool":
+            c = QCheckBox()
+            c.toggled.connect(commit)
+            return c, c.setChecked
+        if spec.kind == "choice":
+            box = QComboBox()
+            box.addItems(list(spec.choices))
+            box.currentTextChanged.connect(commit)
+            return box, box.setCurrentText
+        line = QLineEdit()
+        if spec.kind == "ints":
+            line.setPlaceholderText("e.g. 1, 28, 28")
+            line.editingFinished.connect(lambda le=line: self._commit(spec.name, parse_ints(le.text())))
+            return line, lambda v, le=line: le.setText(format_ints(v))
+        line.editingFinished.connect(lambda le=line: self._commit(spec.name, le.text()))
+        return line, lambda v, le=line: le.setText(str(v))
+
+    # -- values ---------------------------------------------------------------------------
+    def _load_values(self) -> None:
+        """Show the node's current values without triggering edits."""
+        if self.node_id is None:
+            return
+        node = self.document.graph.node(self.node_id)
+        if self.name_edit.text() != node.id:
+            self.name_edit.setText(node.id)
+        for name, setter in self._setters.items():
+            editor = self.editors[name]
+            editor.blockSignals(True)
+            try:
+                setter(node.params[name])
+            finally:
+                editor.blockSignals(False)
+            editor.setEnabled(self._specs[name].is_enabled(node.params))
+        problem = self.document.problem_for(self.node_id)
+        if problem:
+            color = theme.colors().error.name()
+            self.problem.setText(f"<span style='color:{color}'>⚠</span> {html.escape(problem)}")
+        else:
+            self.problem.clear()
+
+    def _commit(self, name: str, value: Any) -> None:
+        if self.node_id is None:
+            return
+        node = self.document.graph.node(self.node_id)
+        if name in node.params and value == node.layer.params_to_json({name: node.params[name]}).get(name):
+            return
+        try:
+            edits.set_param(self.document, self.node_id, name, value)
+        except BackpropError as err:
+            self._refuse(str(err))
+            return
+        self.error.clear()
+
+    def _on_name_edited(self) -> None:
+        if self.node_id is None:
+            return
+        new = self.name_edit.text().strip()
+        if new == self.node_id:
+            return
+        try:
+            edits.rename(self.document, self.node_id, new)
+        except BackpropError as err:
+            self._refuse(str(err))
+            return
+        self.error.clear()
+
+    def _refuse(self, message: str) -> None:
+        self.error.setText(message)
+        self.refused.emit(message)
+        self._load_values()
+
+    # -- document signals -------------------------------------------------------------------
+    def _on_renamed(self, old: str, new: str) -> None:
+        if self.node_id == old:
+            self.node_id = new
+
+    def _on_changed(self) -> None:
+        if self.node_id is not None and self.node_id not in self.document.graph.nodes:
+            self.set_node(None)
+        elif self.node_id is None:
+            self._show_empty(0)
+        else:
+            self._load_values()

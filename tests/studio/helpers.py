@@ -1,0 +1,35 @@
+"""Driving the canvas the way a person does: mouse presses, moves and releases on the view."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from studio.canvas.view import EditorView
+
+
+def view_point(view: EditorView, scene_pos: QPointF) -> QPoint:
+    return view.mapFromScene(scene_pos)
+
+
+def drag(view: EditorView, start: QPointF, end: QPointF, steps: int = 6,
+         modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    """Press at ``start``, move in steps, release at ``end`` (scene coordinates)."""
+    vp = view.viewport()
+    a, b = view_point(view, start), view_point(view, end)
+    QTest.mouseMove(vp, a)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, modifier, a)
+    for i in range(1, steps + 1):
+        p = QPoint(a.x() + (b.x() - a.x()) * i // steps, a.y() + (b.y() - a.y()) * i // steps)
+        QTest.mouseMove(vp, p)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, modifier, b)
+
+
+def port_pos(window, node_id: str, port: str = "out") -> QPointF:
+    item = window.scene.node_item(node_id)
+    port_item = item.output if port == "out" else item.input_port(port)
+    return port_item.scene_center()
+
+
+def connect_by_drag(window, src: str, dst: str, dst_port: str = "in") -> None:
+    drag(window.view, port_pos(window, src, "out"), port_pos(window, dst, dst_port))
