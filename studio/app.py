@@ -40,8 +40,10 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
+    existed = QApplication.instance() is not None
     app = create_app(argv)
-    args = parse_args(app.arguments()[1:])  # Qt has removed its own options by now
+    # a new QApplication has removed Qt's own options (-platform, -style...) from its copy
+    args = parse_args(argv[1:] if existed else app.arguments()[1:])
     from studio.main_window import MainWindow  # after the app exists (fonts, palette)
 
     mode = args.theme or str(QSettings().value("view/theme", "system"))

@@ -15,32 +15,50 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 
 from engine.graph import Edge, Node
-from studio.document import Document
+from studio.document import Document, Removed
 
 Point = tuple[float, float]
 MOVE_ID = 1001
 PARAM_ID = 1002
 
 
-class Macro(QUndoCommand):
-    """A compound edit: children run in order (undo in reverse), one ``changed`` at the end."""
+class Command(QUndoCommand):
+    """Base of the commands (text shown in the history view)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+
+
+class Macro(Command):
+    """A compound edit: parts run in order (undo in reverse), one ``changed`` at the end.
+
+    The parts are kept in a Python list rather than as Qt child commands, so Python owns
+    them outright and Qt never deletes an object Python still references.
+    """
 
     def __init__(self, doc: Document, text: str) -> None:
         super().__init__(text)
         self.doc = doc
+        self.parts: list[QUndoCommand] = []
+
+    def add(self, part: QUndoCommand) -> QUndoCommand:
+        self.parts.append(part)
+        return part
 
     def redo(self) -> None:
         with self.doc.batch():
-            super().redo()
+            for part in self.parts:
+                part.redo()
 
     def undo(self) -> None:
         with self.doc.batch():
-            super().undo()
+            for part in reversed(self.parts):
+                part.undo()
 
 
-class AddNode(QUndoCommand):
-    def __init__(self, doc: Document, node: Node, parent: QUndoCommand | None = None) -> None:
-        super().__init__(f"Add {node.type} '{node.id}'", parent)
+class AddNode(Command):
+    def __init__(self, doc: Document, node: Node) -> None:
+        super().__init__(f"Add {node.type} '{node.id}'")
         self.doc = doc
         self.snapshot = copy.deepcopy(node)
 
@@ -52,29 +70,27 @@ class AddNode(QUndoCommand):
         self.doc.remove_node(self.snapshot.id)
 
 
-class RemoveNode(QUndoCommand):
-    def __init__(self, doc: Document, node_id: str, parent: QUndoCommand | None = None) -> None:
-        super().__init__(f"Delete '{node_id}'", parent)
+class RemoveNode(Command):
+    def __init__(self, doc: Document, node_id: str) -> None:
+        super().__init__(f"Delete '{node_id}'")
         self.doc = doc
         self.node_id = node_id
-        self.removed: tuple[Node, list[Edge]] | None = None
+        self.removed: Removed | None = None
 
     def redo(self) -> None:
         self.removed = self.doc.remove_node(self.node_id)
 
     def undo(self) -> None:
         assert self.removed is not None
-        node, edges = self.removed
-        self.doc.insert_node(node, edges)
+        self.doc.insert_node(self.removed)
 
 
-class Connect(QUndoCommand):
+class Connect(Command):
     """Add a wire. ``check=False`` for wires read from a file (paste), which the engine
     accepted structurally but which may carry a shape problem, as a loaded file may."""
 
-    def __init__(self, doc: Document, edge: Edge, parent: QUndoCommand | None = None,
-                 check: bool = True) -> None:
-        super().__init__(f"Connect {edge.source} → {edge.target}", parent)
+    def __init__(self, doc: Document, edge: Edge, check: bool = True) -> None:
+        super().__init__(f"Connect {edge.source} → {edge.target}")
         self.doc = doc
         self.edge = edge
         self.check = check
@@ -86,22 +102,23 @@ class Connect(QUndoCommand):
         self.doc.disconnect(self.edge)
 
 
-class Disconnect(QUndoCommand):
-    def __init__(self, doc: Document, edge: Edge, parent: QUndoCommand | None = None) -> None:
-        super().__init__(f"Disconnect {edge.source} → {edge.target}", parent)
+class Disconnect(Command):
+    def __init__(self, doc: Document, edge: Edge) -> None:
+        super().__init__(f"Disconnect {edge.source} → {edge.target}")
         self.doc = doc
         self.edge = edge
+        self.index = -1
 
     def redo(self) -> None:
-        self.doc.disconnect(self.edge)
+        self.index = self.doc.disconnect(self.edge)
 
     def undo(self) -> None:
-        self.doc.connect(self.edge, check=False)
+        self.doc.connect(self.edge, check=False, index=self.index)
 
 
-class Rename(QUndoCommand):
-    def __init__(self, doc: Document, old: str, new: str, parent: QUndoCommand | None = None) -> None:
-        super().__init__(f"Rename '{old}' to '{new}'", parent)
+class Rename(Command):
+    def __init__(self, doc: Document, old: str, new: str) -> None:
+        super().__init__(f"Rename '{old}' to '{new}'")
         self.doc = doc
         self.old, self.new = old, new
 
@@ -112,18 +129,18 @@ class Rename(QUndoCommand):
         self.doc.rename_node(self.new, self.old)
 
 
-class SetParams(QUndoCommand):
+class SetParams(Command):
     """Change parameters of one node. Consecutive changes of the same parameter merge
     (spin-box arrows), so one undo returns to the value before the first click."""
 
     def __init__(self, doc: Document, node_id: str, new: Mapping[str, Any], old: Mapping[str, Any],
-                 label: str, parent: QUndoCommand | None = None) -> None:
-        super().__init__(f"Set {label} of '{node_id}'", parent)
+                 label: str) -> None:
+        super().__init__(f"Set {label} of '{node_id}'")
         self.doc = doc
         self.node_id = node_id
         self.new, self.old = dict(new), dict(old)
         self.label = label
-        self.dropped: list[Edge] = []
+        self.dropped: list[tuple[int, Edge]] = []
 
     def id(self) -> int:
         return PARAM_ID
@@ -142,20 +159,20 @@ class SetParams(QUndoCommand):
     def undo(self) -> None:
         with self.doc.batch():
             self.doc.set_params(self.node_id, self.old)
-            for edge in self.dropped:
-                self.doc.connect(edge, check=False)
+            for index, edge in self.dropped:
+                self.doc.connect(edge, check=False, index=index)
 
 
-class Move(QUndoCommand):
+class Move(Command):
     """Move nodes: ``moves`` maps node id to (old position, new position).
 
     Consecutive moves of the same set of nodes merge into one step (Qt's mergeWith).
     """
 
     def __init__(self, doc: Document, moves: Mapping[str, tuple[Point | None, Point]],
-                 text: str = "", parent: QUndoCommand | None = None, mergeable: bool = True) -> None:
+                 text: str = "", mergeable: bool = True) -> None:
         label = text or (f"Move '{next(iter(moves))}'" if len(moves) == 1 else f"Move {len(moves)} nodes")
-        super().__init__(label, parent)
+        super().__init__(label)
         self.doc = doc
         self.moves = dict(moves)
         self.mergeable = mergeable
@@ -176,3 +193,33 @@ class Move(QUndoCommand):
     def undo(self) -> None:
         for node_id, (old, _) in self.moves.items():
             self.doc.set_position(node_id, old)
+
+
+TRAINING_ID = 1003
+
+
+class SetTraining(QUndoCommand):
+    """Replace the training block (dataset, loss, optimizer, ...). Consecutive edits of the
+    same field merge (spin-box arrows), so one undo returns to the value before the first."""
+
+    def __init__(self, doc: Document, new: Mapping[str, Any], old: Mapping[str, Any], label: str,
+                 parent: QUndoCommand | None = None) -> None:
+        super().__init__(f"Set training {label}", parent)
+        self.doc = doc
+        self.new, self.old = copy.deepcopy(dict(new)), copy.deepcopy(dict(old))
+        self.label = label
+
+    def id(self) -> int:
+        return TRAINING_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetTraining) or other.label != self.label:
+            return False
+        self.new = other.new
+        return True
+
+    def redo(self) -> None:
+        self.doc.set_training(self.new)
+
+    def undo(self) -> None:
+        self.doc.set_training(self.old)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,15 @@ from engine.errors import BackpropError, GraphError
 from engine.graph import Edge, Graph, Node, ShapeReport
 
 T = TypeVar("T")
+
+
+@dataclass
+class Removed:
+    """A node taken out of the graph with its wires and their places (to undo exactly)."""
+
+    node: Node
+    edges: list[tuple[int, Edge]]
+    index: int
 
 
 class DocumentLocked(BackpropError):
@@ -57,7 +67,10 @@ class Document(QObject):
         self._pending = False
         self._lock_reason = ""
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.modifiedChanged.emit(not clean))
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.modifiedChanged.emit(not clean)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -161,30 +174,37 @@ class Document(QObject):
         self._touched()
         return node
 
-    def insert_node(self, node: Node, edges: list[Edge]) -> None:
-        """Put back a removed node and its wires (undo of a delete)."""
+    def insert_node(self, removed: "Removed") -> None:
+        """Put back a removed node and its wires where they were (undo of a delete)."""
+        node = removed.node
         self._graph.insert_node(node, [])
+        order = [n for n in self._graph.nodes if n != node.id]
+        order.insert(min(removed.index, len(order)), node.id)
+        self._graph.nodes = {n: self._graph.nodes[n] for n in order}
         self.nodeAdded.emit(node.id)
-        for edge in edges:
-            self._graph.edges.append(edge)
+        for index, edge in sorted(removed.edges):
+            self._graph.edges.insert(index, edge)
             self.edgeAdded.emit(edge)
         self._touched()
 
-    def remove_node(self, node_id: str) -> tuple[Node, list[Edge]]:
-        edges = self._graph.edges_into(node_id) + self._graph.edges_from(node_id)
-        for edge in edges:
+    def remove_node(self, node_id: str) -> "Removed":
+        """Remove a node and its wires; the result restores them exactly."""
+        index = list(self._graph.nodes).index(node_id)
+        edges = [(i, e) for i, e in enumerate(self._graph.edges) if node_id in (e.src, e.dst)]
+        for _, edge in reversed(edges):
             self._graph.disconnect(edge)
             self.edgeRemoved.emit(edge)
         node, _ = self._graph.remove_node(node_id)
         self.nodeRemoved.emit(node_id)
         self._touched()
-        return node, edges
+        return Removed(node, edges, index)
 
-    def connect(self, edge: Edge, check: bool = True) -> Edge:
+    def connect(self, edge: Edge, check: bool = True, index: int | None = None) -> Edge:
         """Add a wire; the engine refuses it (GraphError) if it is not allowed.
 
         ``check=False`` restores a wire the engine accepted before (undo) or one read from
         a graph file (paste), which, like a loaded file, may carry a shape problem.
+        ``index`` puts it back at its old place in the edge list (undo).
         """
         if check:
             edge = self._graph.connect(edge.src, edge.dst, edge.dst_port, edge.src_port)
@@ -193,26 +213,34 @@ class Document(QObject):
             if taken is not None:
                 raise GraphError(f"input '{edge.target}' is already fed by '{taken.src}'", node=edge.dst)
             self._graph.edges.append(edge)
+        if index is not None and 0 <= index < len(self._graph.edges) - 1:
+            self._graph.edges.remove(edge)
+            self._graph.edges.insert(index, edge)
         self.edgeAdded.emit(edge)
         self._touched()
         return edge
 
-    def disconnect(self, edge: Edge) -> None:
+    def disconnect(self, edge: Edge) -> int:
+        """Remove a wire; returns its index in the edge list (for an exact undo)."""
+        index = self._graph.edges.index(edge) if edge in self._graph.edges else -1
         self._graph.disconnect(edge)
         self.edgeRemoved.emit(edge)
         self._touched()
+        return index
 
     def rename_node(self, old: str, new: str) -> None:
         self._graph.rename_node(old, new)
         self.nodeRenamed.emit(old, new)
         self._touched()
 
-    def set_params(self, node_id: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], list[Edge]]:
-        """Replace a node's parameters; returns the old ones and wires dropped with ports."""
-        before = list(self._graph.edges_into(node_id))
+    def set_params(self, node_id: str,
+                   params: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[int, Edge]]]:
+        """Replace a node's parameters; returns the old ones and the wires dropped with
+        their ports, with their indices in the edge list."""
+        before = [(i, e) for i, e in enumerate(self._graph.edges) if e.dst == node_id]
         old = self._graph.set_params(node_id, params)
-        dropped = [e for e in before if e not in self._graph.edges]
-        for edge in dropped:
+        dropped = [(i, e) for i, e in before if e not in self._graph.edges]
+        for _, edge in dropped:
             self.edgeRemoved.emit(edge)
         self.nodeChanged.emit(node_id)
         self._touched()
@@ -259,3 +287,12 @@ class Document(QObject):
             self._path = target
             self.pathChanged.emit()
         self.undo_stack.setClean()
+
+    def set_training(self, block: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the training block (for the SetTraining command); returns the old one."""
+        import copy
+
+        old = copy.deepcopy(self._graph.training)
+        self._graph.training = copy.deepcopy(dict(block))
+        self._touched()
+        return old

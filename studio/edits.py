@@ -57,8 +57,8 @@ def reconnect(doc: Document, old: Edge, new: Edge) -> None:
     if problem:
         raise GraphError(problem, node=new.dst)
     macro = cmd.Macro(doc, f"Reconnect {new.source} → {new.target}")
-    cmd.Disconnect(doc, old, macro)
-    cmd.Connect(doc, new, macro)
+    macro.add(cmd.Disconnect(doc, old))
+    macro.add(cmd.Connect(doc, new))
     doc.push(macro)
 
 
@@ -80,9 +80,9 @@ def delete(doc: Document, node_ids: Iterable[str] = (), edges: Iterable[Edge] = 
         return
     macro = cmd.Macro(doc, text or _delete_text(nodes, wires))
     for e in wires:
-        cmd.Disconnect(doc, e, macro)
+        macro.add(cmd.Disconnect(doc, e))
     for n in nodes:
-        cmd.RemoveNode(doc, n, macro)
+        macro.add(cmd.RemoveNode(doc, n))
     doc.push(macro)
 
 
@@ -207,9 +207,9 @@ def paste(doc: Document, text: str, size_of: SizeFn, at: Point | None = None,
     for node in sub.nodes.values():
         ui = dict(node.ui)
         ui.update({"x": float(node.ui["x"]) + dx, "y": float(node.ui["y"]) + dy})
-        cmd.AddNode(doc, Node(rename[node.id], node.type, copy.deepcopy(node.params), ui), macro)
+        macro.add(cmd.AddNode(doc, Node(rename[node.id], node.type, copy.deepcopy(node.params), ui)))
     for e in sub.edges:
-        cmd.Connect(doc, Edge(rename[e.src], e.src_port, rename[e.dst], e.dst_port), macro, check=False)
+        macro.add(cmd.Connect(doc, Edge(rename[e.src], e.src_port, rename[e.dst], e.dst_port), check=False))
     doc.push(macro)
     return [rename[n] for n in sub.nodes]
 

@@ -63,6 +63,9 @@ class MainWindow(QMainWindow):
         self._create_panels()
         self._create_status_bar()
         self._connect()
+        from studio.training.workspace import TrainingWorkspace  # docks, toolbar, plots, overlay
+
+        self.training = TrainingWorkspace(self)
         self._restore_settings()
         self._update_title()
         self._on_selection_changed()
@@ -501,5 +504,6 @@ class MainWindow(QMainWindow):
         if not self.files.maybe_save():
             event.ignore()
             return
+        self.training.shutdown()  # stop and join the trainer thread before the window goes
         self.save_settings()
         event.accept()

@@ -44,7 +44,7 @@ class FloatSpinBox(QDoubleSpinBox):
 
     def __init__(self) -> None:
         super().__init__()
-        self.setDecimals(10)
+        self.setDecimals(20)  # tiny bounds such as ε = 1e-12 must survive rounding
 
     def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt name)
         return f"{value:.6g}"

@@ -33,3 +33,17 @@ def port_pos(window, node_id: str, port: str = "out") -> QPointF:
 
 def connect_by_drag(window, src: str, dst: str, dst_port: str = "in") -> None:
     drag(window.view, port_pos(window, src, "out"), port_pos(window, dst, dst_port))
+
+
+def add_from_palette(window, title: str) -> str:
+    """Double-click an entry of the layer palette; the new node becomes the selection."""
+    tree = window.palette_panel.tree
+    item = window.palette_panel.find_item(title)
+    assert item is not None, f"palette has no entry {title!r}"
+    tree.scrollToItem(item)
+    where = tree.visualItemRect(item).center()
+    QTest.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=where)  # a real double-click
+    QTest.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=where)  # starts with a click
+    selected = window.scene.selected_node_ids()
+    assert len(selected) == 1
+    return selected[0]

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from engine.graph import Graph
-from tests.studio.helpers import connect_by_drag, drag
+from tests.studio.helpers import add_from_palette, connect_by_drag, drag
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "xor.json"
 XOR_DICT = {
@@ -34,20 +34,6 @@ def same_design(built: Graph, expected: Graph) -> bool:
     other = built.copy()
     other.name, other.description, other.training = expected.name, expected.description, expected.training
     return other == expected
-
-
-def add_from_palette(window, title: str) -> str:
-    """Double-click an entry of the layer palette; the new node becomes the selection."""
-    tree = window.palette_panel.tree
-    item = window.palette_panel.find_item(title)
-    assert item is not None, f"palette has no entry {title!r}"
-    tree.scrollToItem(item)
-    where = tree.visualItemRect(item).center()
-    QTest.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=where)  # a real double-click
-    QTest.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=where)  # starts with a click
-    selected = window.scene.selected_node_ids()
-    assert len(selected) == 1
-    return selected[0]
 
 
 def type_into(widget, text: str) -> None:

@@ -1,0 +1,112 @@
+"""Every registered layer type can be added from the palette, is drawn, is inspected with
+widgets generated from its declaration, can be edited there, and can be removed."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+
+from engine.layers import REGISTRY
+from engine.layers.base import ParamSpec
+from studio.panels.palette import ENTRY_ROLE
+from tests.studio.helpers import add_from_palette
+
+WIDGET = {"int": QSpinBox, "float": QDoubleSpinBox, "bool": QCheckBox, "choice": QComboBox,
+          "ints": QLineEdit, "str": QLineEdit}
+
+
+def palette_title(window, type_name: str) -> str:
+    for item in window.palette_panel.entry_items():
+        if item.data(0, ENTRY_ROLE).type == type_name:
+            return item.text(0)
+    raise AssertionError(f"{type_name} is not in the palette")
+
+
+def another_value(spec: ParamSpec, value):
+    """A different valid value, chosen from the declaration."""
+    if spec.kind == "bool":
+        return not value
+    if spec.kind == "choice":
+        return next(c for c in spec.choices if c != value)
+    if spec.kind == "int":
+        return value + 1 if spec.max is None or value + 1 <= spec.max else value - 1
+    if spec.kind == "float":
+        hi = spec.max if spec.max is not None else value + 1.0
+        lo = spec.min if spec.min is not None else value - 1.0
+        return (value + hi) / 2 if hi > value else (value + lo) / 2
+    if spec.kind == "ints":
+        return [3] if list(value) != [3] else [4]
+    return str(value) + "x"
+
+
+def set_widget(widget, spec: ParamSpec, value) -> None:
+    if spec.kind in ("int", "float"):
+        widget.setValue(value)
+    elif spec.kind == "bool":
+        widget.setChecked(value)
+    elif spec.kind == "choice":
+        widget.setCurrentText(value)
+    else:
+        widget.setText(", ".join(map(str, value)) if spec.kind == "ints" else value)
+        widget.editingFinished.emit()
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name):
+    layer = REGISTRY[type_name]
+    node_id = add_from_palette(window, palette_title(window, type_name))
+    doc = window.document
+    node = doc.graph.node(node_id)
+    assert node.type == type_name
+    item = window.scene.node_item(node_id)
+    assert item.type_name == type_name and item.key_text == layer.summary_text(node.params)
+    assert len(item.inputs) == len(layer.inputs(node.params))
+    window.view.fit_all()
+    assert not window.view.viewport().grab().isNull()  # paints without error
+    insp = window.inspector
+    assert insp.node_id == node_id and insp.name_edit.text() == node_id
+    assert list(insp.editors) == [s.name for s in layer.params]
+    for spec in layer.params:
+        widget = insp.editors[spec.name]
+        assert isinstance(widget, WIDGET[spec.kind]), spec.name
+        assert html.escape(spec.help) in widget.toolTip()
+        if spec.kind in ("int", "float"):
+            if spec.min is not None:
+                assert widget.minimum() == spec.min
+            if spec.max is not None:
+                assert widget.maximum() == spec.max
+        if spec.kind == "choice":
+            assert [widget.itemText(i) for i in range(widget.count())] == list(spec.choices)
+    for spec in layer.params:
+        old = doc.graph.node(node_id).params[spec.name]
+        new = another_value(spec, old)
+        index = doc.undo_stack.index()
+        set_widget(insp.editors[spec.name], spec, new)
+        got = doc.graph.node(node_id).params[spec.name]
+        assert got == spec.coerce(new), spec.name
+        assert doc.undo_stack.index() == index + 1  # one undo step per change
+        doc.undo()
+        assert doc.graph.node(node_id).params[spec.name] == old
+    window.scene.select_nodes([node_id])
+    window.actions["delete"].trigger()
+    assert node_id not in doc.graph.nodes and window.scene.node_item(node_id) is None
+    window.actions["undo"].trigger()
+    assert doc.graph.node(node_id).type == type_name and window.scene.node_item(node_id) is not None
+
+
+def test_inspector_refuses_an_invalid_value_with_the_engine_reason(window):
+    node_id = add_from_palette(window, "Input")
+    insp = window.inspector
+    before = window.document.graph.to_dict()
+    insp.editors["shape"].setText("two, three")
+    insp.editors["shape"].editingFinished.emit()
+    message = insp.error.text()
+    assert "parameter 'shape'" in message and "expected a list of positive integers" in message
+    assert window.document.graph.to_dict() == before
+    assert insp.editors["shape"].text() == "2"  # the widget shows the value that is in force
+    insp.name_edit.setText("9lives")
+    insp.name_edit.editingFinished.emit()
+    assert "invalid node id" in insp.error.text() and node_id in window.document.graph.nodes
+    assert window.statusBar().currentMessage().endswith(insp.error.text())
