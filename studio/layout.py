@@ -10,10 +10,15 @@ Steps, each the textbook one kept small:
    crossings seen is kept (crossings between adjacent columns are counted exactly).
 4. **Coordinates**: each node is pulled towards the mean y of its neighbours, then overlaps
    are removed with a sweep that keeps the order and the minimum gap; a few passes settle it.
+5. **Bands**: a very long network (a 20-layer chain is 40 columns) would be a thin strip
+   nobody can read when fitted to a window, so the columns are cut into bands stacked top to
+   bottom, like lines of text, when that brings the drawing closer to ``wrap_aspect``
+   (width / height). Within a band every wire still points right.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
@@ -163,8 +168,12 @@ def layered_layout(
     h_gap: float = 90.0,
     v_gap: float = 36.0,
     origin: tuple[float, float] = (0.0, 0.0),
+    wrap_aspect: float | None = 1.8,
+    band_gap: float = 120.0,
+    min_band_columns: int = 6,
 ) -> dict[NodeKey, tuple[float, float]]:
-    """Top-left position of every node: columns left to right, few crossings, no overlaps."""
+    """Top-left position of every node: columns left to right, few crossings, no overlaps;
+    long networks wrapped into bands (``wrap_aspect=None`` never wraps)."""
     if not nodes:
         return {}
     sizes = sizes or {}
@@ -193,13 +202,39 @@ def layered_layout(
             y.update(_place_column(cols[i], want, heights, v_gap))
     widths = [max((sizes.get(n, default)[0] for n in col if n not in lay.dummies), default=0.0)
               for col in cols]
+    bands = _bands(cols, widths, y, heights, h_gap, band_gap, wrap_aspect, min_band_columns)
     x0, y0 = origin
-    top = min(y[n] - heights[n] / 2 for n in nodes)
     out: dict[NodeKey, tuple[float, float]] = {}
-    cursor_x = x0
-    for i, col in enumerate(cols):
-        for n in col:
-            if n not in lay.dummies:
-                out[n] = (cursor_x, y[n] - heights[n] / 2 - top + y0)
-        cursor_x += widths[i] + h_gap
+    band_top = y0
+    for band in bands:
+        real = [n for i in band for n in cols[i] if n not in lay.dummies]
+        members = [n for i in band for n in cols[i]]
+        top = min(y[n] - heights[n] / 2 for n in members)
+        bottom = max(y[n] + heights[n] / 2 for n in members)
+        cursor_x = x0
+        for i in band:
+            for n in cols[i]:
+                if n not in lay.dummies:
+                    out[n] = (cursor_x, y[n] - heights[n] / 2 - top + band_top)
+            cursor_x += widths[i] + h_gap
+        if real:
+            band_top += bottom - top + band_gap
     return out
+
+
+def _bands(cols: list[list[NodeKey]], widths: list[float], y: dict[NodeKey, float],
+           heights: dict[NodeKey, float], h_gap: float, band_gap: float, aspect: float | None,
+           min_columns: int) -> list[list[int]]:
+    """Column indices per band: b bands make width ≈ W/b and height ≈ b·(H + gap), so
+    b = √(W / (aspect·(H + gap))) brings width/height to ``aspect``."""
+    everything = [list(range(len(cols)))]
+    if aspect is None or len(cols) < 2 * min_columns:
+        return everything
+    width = sum(widths) + h_gap * (len(cols) - 1)
+    members = [n for col in cols for n in col]
+    height = max(y[n] + heights[n] / 2 for n in members) - min(y[n] - heights[n] / 2 for n in members)
+    n_bands = min(round(math.sqrt(width / (aspect * (height + band_gap)))), len(cols) // min_columns)
+    if n_bands <= 1:
+        return everything
+    per = math.ceil(len(cols) / n_bands)
+    return [list(range(i, min(i + per, len(cols)))) for i in range(0, len(cols), per)]

@@ -180,7 +180,7 @@ class MainWindow(QMainWindow):
         self.inspector = InspectorPanel(self.document)
         self.summary = SummaryPanel(self.document)
         self.history = QUndoView(self.document.undo_stack)
-        self.history.setEmptyLabel("<opened>")
+        self.history.setEmptyLabel("Opened")
         left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                                Qt.DockWidgetArea.BottomDockWidgetArea)
         self.add_panel(self.palette_panel, "Layers", "dock_palette", left)
@@ -389,8 +389,8 @@ class MainWindow(QMainWindow):
             self.view.ensureVisible(item.sceneBoundingRect(), 60, 60)
 
     def _on_opened(self) -> None:
-        self.view.fit_all()
-        QTimer.singleShot(0, self.view.fit_all)  # again once the window has its final size
+        self.view.show_start()
+        QTimer.singleShot(0, self.view.show_start)  # again once the window has its final size
 
     def _on_lock_changed(self, reason: str) -> None:
         st = self.document.undo_stack
@@ -485,14 +485,33 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1280, 800)
         state = s.value("window/state")
-        if state is not None:
-            self.restoreState(state, STATE_VERSION)
+        self._first_show_layout = state is None or not self.restoreState(state, STATE_VERSION)
         self._restored = True
         snap = s.value("view/snap", True)
         self.actions["snap"].setChecked(snap in (True, "true", "1", 1))
         self.scene.snap_to_grid = self.actions["snap"].isChecked()
         mode = str(s.value("view/theme", "system"))
         self.actions[f"theme_{mode if mode in theme.THEMES else 'system'}"].setChecked(True)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if getattr(self, "_first_show_layout", False):
+            self._first_show_layout = False
+            QTimer.singleShot(0, self.default_dock_sizes)  # once the docks have their first sizes
+
+    def default_dock_sizes(self) -> None:
+        """First run: the canvas gets most of the window; side and bottom docks stay slim."""
+        by_area: dict[Qt.DockWidgetArea, list[QDockWidget]] = {}
+        for dock in self.docks.values():
+            if dock.isVisible() and not dock.isFloating():
+                by_area.setdefault(self.dockWidgetArea(dock), []).append(dock)
+        bottom = by_area.get(Qt.DockWidgetArea.BottomDockWidgetArea, [])
+        if bottom:
+            self.resizeDocks(bottom[:1], [max(200, self.height() // 3)], Qt.Orientation.Vertical)
+        sides = [(Qt.DockWidgetArea.LeftDockWidgetArea, 200), (Qt.DockWidgetArea.RightDockWidgetArea, 320)]
+        for area, width in sides:
+            if by_area.get(area):
+                self.resizeDocks(by_area[area][:1], [width], Qt.Orientation.Horizontal)
 
     def save_settings(self) -> None:
         s = QSettings()

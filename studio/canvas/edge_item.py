@@ -18,11 +18,27 @@ if TYPE_CHECKING:
 
 
 def wire_path(a: QPointF, b: QPointF) -> QPainterPath:
-    """Cubic from ``a`` to ``b`` leaving and entering horizontally; loops back smoothly."""
+    """The route of a wire from output ``a`` to input ``b``.
+
+    Forwards: a cubic leaving and entering horizontally. Backwards (the target is left of the
+    source, e.g. the next band of a wrapped layout): a U-turn out of the source, a run back
+    through the space between rows, and a U-turn into the target, so the wire never cuts
+    through the cards it passes.
+    """
     dx = b.x() - a.x()
-    reach = max(40.0, abs(dx) * 0.5) if dx > 0 else max(80.0, min(200.0, -dx * 0.5 + 60.0))
     path = QPainterPath(a)
-    path.cubicTo(QPointF(a.x() + reach, a.y()), QPointF(b.x() - reach, b.y()), b)
+    if dx > -10.0:
+        reach = max(40.0, abs(dx) * 0.5)
+        path.cubicTo(QPointF(a.x() + reach, a.y()), QPointF(b.x() - reach, b.y()), b)
+        return path
+    if abs(b.y() - a.y()) < 140.0:
+        mid_y = max(a.y(), b.y()) + 70.0  # same row: run underneath the cards
+    else:
+        mid_y = (a.y() + b.y()) / 2.0
+    bulge = 56.0
+    path.cubicTo(QPointF(a.x() + bulge, a.y()), QPointF(a.x() + bulge, mid_y), QPointF(a.x(), mid_y))
+    path.lineTo(QPointF(b.x(), mid_y))
+    path.cubicTo(QPointF(b.x() - bulge, mid_y), QPointF(b.x() - bulge, b.y()), b)
     return path
 
 

@@ -72,9 +72,9 @@ class _Fonts:
             cls.title.setPointSizeF(size)
             cls.title.setWeight(QFont.Weight.DemiBold)
             cls.body = QFont(base)
-            cls.body.setPointSizeF(size * 0.95)
+            cls.body.setPointSizeF(size)
             cls.small = QFont(base)
-            cls.small.setPointSizeF(size * 0.85)
+            cls.small.setPointSizeF(size * 0.9)
             cls.ready = True
         return cls
 

@@ -95,6 +95,24 @@ class EditorView(QGraphicsView):
         self.centerOn(rect.center())
         self.zoomChanged.emit(self.zoom_level())
 
+    def show_start(self, min_zoom: float = 0.45, zoom: float = 0.85) -> None:
+        """Fit everything if that stays readable; otherwise show the inputs' end of the
+        graph at a readable zoom (a 200-layer network fitted whole is a grey line)."""
+        self.fit_all()
+        if self.zoom_level() >= min_zoom:
+            return
+        scene = self.editor_scene
+        doc = scene.document
+        starts = [scene.item_for_node[n] for n in doc.graph.nodes
+                  if n in scene.item_for_node and not doc.graph.edges_into(n)]
+        rect = QRectF()
+        for item in starts or list(scene.item_for_node.values())[:1]:
+            rect = rect.united(item.sceneBoundingRect())
+        self.set_zoom(zoom)
+        view_w = self.viewport().width() / zoom
+        self.centerOn(QPointF(rect.left() - 40 + view_w / 2, rect.center().y()))
+        self.zoomChanged.emit(self.zoom_level())
+
     def center_scene_pos(self) -> QPointF:
         return self.mapToScene(self.viewport().rect().center())
 

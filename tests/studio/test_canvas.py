@@ -208,3 +208,16 @@ def test_set_tint_is_an_overlay_hook(xor):
     xor.view.viewport().grab()  # paints with the tint
     item.set_tint(None)
     assert item.tint is None
+
+
+def test_middle_button_drag_pans_the_view(xor):
+    vp = xor.view.viewport()
+    before = xor.view.mapToScene(QPoint(300, 200))
+    QTest.mousePress(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, QPoint(300, 200))
+    QTest.mouseMove(vp, QPoint(360, 240))
+    QTest.mouseRelease(vp, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, QPoint(360, 240))
+    after = xor.view.mapToScene(QPoint(360, 240))
+    zoom = xor.view.zoom_level()
+    # the content followed the mouse
+    assert abs(after.x() - before.x()) < 2 / zoom and abs(after.y() - before.y()) < 2 / zoom
+    assert xor.document.undo_stack.count() == 0  # panning is not an edit

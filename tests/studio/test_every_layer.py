@@ -110,3 +110,19 @@ def test_inspector_refuses_an_invalid_value_with_the_engine_reason(window):
     insp.name_edit.editingFinished.emit()
     assert "invalid node id" in insp.error.text() and node_id in window.document.graph.nodes
     assert window.statusBar().currentMessage().endswith(insp.error.text())
+
+
+def test_a_new_category_appears_in_the_palette_by_itself(window, monkeypatch):
+    from engine.layers.base import LayerType
+
+    fake = LayerType(name="Conv2DTest", category="conv", help="A test convolution.",
+                     shape=lambda p, s: s[0], forward=lambda rt, xs: xs[0], backward=lambda rt, dy: [dy])
+    monkeypatch.setitem(REGISTRY, fake.name, fake)
+    window.palette_panel.rebuild()
+    tree = window.palette_panel.tree
+    titles = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+    assert "Convolution" in titles
+    assert window.palette_panel.find_item("Conv2DTest").toolTip(0).count("A test convolution.") == 1
+    node_id = add_from_palette(window, "Conv2DTest")
+    assert window.document.graph.node(node_id).type == "Conv2DTest"
+    window.document.undo_stack.setClean()

@@ -86,3 +86,26 @@ def test_a_cycle_does_not_hang_and_everything_gets_a_place():
 
 def test_empty_graph():
     assert layered_layout([], []) == {}
+
+
+def test_a_long_chain_wraps_into_bands_read_like_lines_of_text():
+    nodes = [f"n{i}" for i in range(42)]  # the 20-layer sigmoid network: 42 columns
+    edges = list(zip(nodes, nodes[1:], strict=False))
+    sizes = {n: SIZE for n in nodes}
+    pos = layered_layout(nodes, edges, sizes, wrap_aspect=1.8)
+    rows = sorted({pos[n][1] for n in nodes})
+    assert len(rows) > 1
+    width = max(x for x, _ in pos.values()) + SIZE[0]
+    height = max(y for _, y in pos.values()) + SIZE[1]
+    assert 1.0 < width / height < 4.0  # close to the asked aspect, not a 12 000-px strip
+    assert overlaps(pos, sizes) is None
+    order = sorted(nodes, key=lambda n: (pos[n][1], pos[n][0]))  # reading order
+    assert order == nodes
+    unwrapped = layered_layout(nodes, edges, sizes, wrap_aspect=None)
+    assert len({y for _, y in unwrapped.values()}) == 1
+
+
+def test_short_networks_are_not_wrapped():
+    nodes = [f"n{i}" for i in range(8)]
+    pos = layered_layout(nodes, list(zip(nodes, nodes[1:], strict=False)), {n: SIZE for n in nodes})
+    assert len({y for _, y in pos.values()}) == 1
