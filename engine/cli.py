@@ -1,0 +1,280 @@
+"""``backprop``: check, train, predict, export and benchmark from the command line.
+
+Exit status: 0 success; 1 a user error (bad file, graph, data or setting: one line on
+stderr); 2 bad command-line usage; 3 training diverged; 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+import numpy as np
+
+import engine
+from engine.errors import BackpropError, DataError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _fmt_shape(shape: Any) -> str:
+    return "?" if shape is None else "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def summary_table(graph: Any) -> str:
+    """The layer table of ``backprop check`` (and the studio's summary panel text)."""
+    rows, total = graph.summary()
+    body = [(r.node, r.type, r.details, _fmt_shape(r.output_shape), f"{r.params:,}") for r in rows]
+    head = ("node", "type", "settings", "output shape", "params")
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [line(head), "  ".join("-" * w for w in widths)] + [line(b) for b in body]
+    out.append(f"total trainable parameters: {total:,}")
+    return "\n".join(out)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from engine.graph import Graph
+
+    graph = Graph.load(args.graph)
+    print(summary_table(graph))
+    problems = graph.problems()
+    if problems:
+        for p in problems:
+            print(f"problem: {p}", file=sys.stderr)
+        return EXIT_ERROR
+    print("ok: the graph is valid")
+    return EXIT_OK
+
+
+class _MetricsWriter:
+    """Writes the metrics stream to a temporary file, renamed into place at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.part")
+        self.fh: TextIO = open(self.tmp, "w", encoding="utf-8")
+
+    def __call__(self, event: Any) -> None:
+        if event.event != "start":
+            self.fh.write(json.dumps(event.to_json()) + "\n")
+
+    def close(self) -> None:
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+
+def _kernels_notice() -> None:
+    from engine.kernels import kernels_cached
+
+    if not kernels_cached():
+        print("compiling kernels (first run only; later runs start in about a second)…", file=sys.stderr, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.graph import Graph
+    from engine.modelfile import save_model
+    from engine.session import prepare_run
+
+    graph = Graph.load(args.graph)
+    metrics = _MetricsWriter(Path(args.metrics)) if args.metrics else None
+    bar: Any = None
+    state = {"epoch": None}
+
+    def listener(event: Any) -> None:
+        nonlocal bar
+        if metrics:
+            metrics(event)
+        if event.event == "start" and not args.quiet:
+            bar = tqdm(total=event.epochs * event.steps_per_epoch, unit="step", file=sys.stderr,
+                       dynamic_ncols=True, mininterval=0.2, leave=False)
+        elif event.event == "step" and bar is not None:
+            bar.update(1)
+        elif event.event == "epoch":
+            state["epoch"] = event
+            if bar is not None:
+                bar.set_postfix_str(f"epoch {event.epoch} loss {event.train_loss:.4g}", refresh=False)
+
+    _kernels_notice()
+    t0 = time.perf_counter()
+    try:
+        run = prepare_run(graph, Path(args.graph).resolve().parent, epochs=args.epochs, seed=args.seed,
+                          listener=listener)
+        try:
+            finish = run.trainer.run()
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            print("interrupted: nothing saved", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    finally:
+        if metrics:
+            metrics.close()
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    last = state["epoch"]
+    result: dict[str, Any] = {"reason": finish.reason, "epochs": finish.epoch, "steps": finish.step,
+                              "seconds": round(seconds, 3)}
+    if last is not None:
+        for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
+            if getattr(last, key) is not None:
+                result[key] = getattr(last, key)
+    result.update({k: v for k, v in run.test_metrics().items() if v is not None})
+    if finish.reason == "diverged":
+        print(f"error: {finish.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if args.output:
+        meta = run.meta()
+        meta["final_metrics"] = result
+        save_model(args.output, run.model, meta)
+        result["model"] = str(args.output)
+    print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+    return EXIT_OK
+
+
+def read_features(path: Path, feature_names: Sequence[str] | None) -> np.ndarray:
+    """Raw features from a CSV (columns by header name when known) or an NPZ array ``X``."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                if "X" not in npz.files:
+                    raise DataError(f"{path.name}: no array 'X' (it has {', '.join(npz.files) or 'none'})")
+                X = np.asarray(npz["X"], dtype=np.float64)
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{path.name}: cannot read NPZ ({err})") from None
+        return X
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path.name}: cannot read CSV ({err})") from None
+    if not rows:
+        raise DataError(f"{path.name}: the file is empty")
+    header, body = rows[0], rows[1:]
+    try:
+        [float(c) for c in header]
+        header, body = [], rows
+    except ValueError:
+        pass
+    columns = list(range(len(rows[0])))
+    if header and feature_names:
+        missing = [f for f in feature_names if f not in header]
+        if missing:
+            raise DataError(f"{path.name}: missing feature column(s) {', '.join(missing)}")
+        columns = [header.index(f) for f in feature_names]
+    try:
+        return np.array([[float(r[c]) for c in columns] for r in body], dtype=np.float64)
+    except (ValueError, IndexError):
+        raise DataError(f"{path.name}: every feature cell must be a number, one row per example") from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from engine.graph import atomic_write_bytes, atomic_write_text
+    from engine.modelfile import load_model
+    from engine.session import preprocess
+
+    loaded = load_model(args.model)
+    meta = loaded.meta
+    names = (meta.get("dataset") or {}).get("feature_names") or None
+    X = read_features(Path(args.input), names)
+    shape = loaded.model.shapes[loaded.model.input_id]
+    if X.ndim == 2 and len(shape) > 1 and X.shape[1] == int(np.prod(shape)):
+        X = X.reshape((len(X),) + tuple(shape))
+    Y = loaded.model.predict(preprocess(meta, X))
+    out = Path(args.output)
+    if out.suffix.lower() == ".npy":
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, Y)
+        atomic_write_bytes(out, buf.getvalue())
+    elif out.suffix.lower() == ".csv":
+        flat = Y.reshape(len(Y), -1)
+        classes = (meta.get("dataset") or {}).get("class_names") or []
+        cols = classes if len(classes) == flat.shape[1] else [f"out{i}" for i in range(flat.shape[1])]
+        lines = [",".join(cols)] + [",".join(f"{v:.9g}" for v in row) for row in flat]
+        atomic_write_text(out, "\n".join(lines) + "\n")
+    else:
+        raise DataError(f"{out.name}: the output must end in .csv or .npy")
+    print(f"wrote {len(Y)} predictions to {out}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.export import export_model
+
+    path = export_model(args.model, args.format, args.output)
+    print(f"exported {args.format} to {path}")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    root = Path(engine.__file__).resolve().parent.parent / "benchmarks"
+    script = root / "run.py"
+    if not script.exists():
+        raise BackpropError("the benchmark suite (benchmarks/run.py) ships with the source checkout only")
+    import subprocess
+
+    cmd = [sys.executable, str(script), *args.bench_args]
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backprop", description="Backprop Studio engine (headless).")
+    parser.add_argument("--version", action="version", version=f"backprop-studio {engine.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="validate a graph file and print its layer table")
+    p.add_argument("graph")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("train", help="train a graph file")
+    p.add_argument("graph")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("-o", "--output", help="write the trained model (.bpmodel)")
+    p.add_argument("--metrics", help="write the metrics stream (JSON lines)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("predict", help="run a trained model on raw features (CSV or NPZ 'X')")
+    p.add_argument("model")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="predictions (.csv or .npy)")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("export", help="export a trained model to ONNX, PyTorch code or NumPy code")
+    p.add_argument("model")
+    p.add_argument("--format", required=True, choices=("onnx", "torch", "numpy"))
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("bench", help="run the speed benchmarks against PyTorch (needs torch)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BackpropError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        print(f"error: {err.strerror or err}: {getattr(err, 'filename', '') or ''}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
