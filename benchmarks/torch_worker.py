@@ -1,0 +1,72 @@
+"""One benchmark repeat on PyTorch CPU; prints one JSON line.
+
+The same step as the engine's: zero_grad, forward, loss, backward, the L2 norm of every
+layer's gradient read back with ``.item()`` (the studio always shows them), SGD momentum.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workloads import WORKLOADS  # noqa: E402
+
+
+def main() -> None:
+    wid, seconds, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    w = WORKLOADS[wid]
+    layers, n_in = [], w.n_in
+    acts = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
+    for kind, size in w.layers:
+        if kind == "dense":
+            layers.append(torch.nn.Linear(n_in, size))
+            n_in = size
+        else:
+            layers.append(acts[kind]())
+    net = torch.nn.Sequential(*layers)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    loss_fn = {"cross_entropy": torch.nn.CrossEntropyLoss(), "bce_logits": torch.nn.BCEWithLogitsLoss(),
+               "mse": torch.nn.MSELoss()}[w.loss]
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    X, y = w.data()
+    X = torch.from_numpy(X)
+    y = torch.from_numpy(y)
+    b = w.batch
+    nb = len(X) // b
+    batches = [(X[i * b:(i + 1) * b], y[i * b:(i + 1) * b]) for i in range(nb)]
+
+    def step(i: int) -> None:
+        xb, yb = batches[i % nb]
+        opt.zero_grad(set_to_none=False)
+        loss = loss_fn(net(xb), yb)
+        loss.backward()
+        for lin in linears:
+            torch.sqrt(torch.linalg.vector_norm(lin.weight.grad) ** 2
+                       + torch.linalg.vector_norm(lin.bias.grad) ** 2).item()
+        opt.step()
+        loss.item()
+
+    for i in range(20):
+        step(i)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for _ in range(10):
+            step(n)
+            n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+    print(json.dumps({"engine": "torch", "workload": wid, "threads": threads, "steps": n, "seconds": elapsed,
+                      "samples_per_s": n * b / elapsed}))
+
+
+if __name__ == "__main__":
+    main()
