@@ -1,0 +1,383 @@
+"""Optimizers, schedules, clipping, weight decay and per-node norms (engine/optim.py).
+
+Every update is checked against a NumPy formula written here independently in float64 and
+against torch.optim itself (the exported train.py must take the same steps).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import TrainingError
+from engine.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    apply_weight_decay,
+    clip_by_global_norm,
+    lr_at,
+    make_optimizer,
+    optimizers_markdown,
+    segment_norms,
+    torch_equivalent,
+    validate_schedule,
+)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+N, STEPS = 7, 5
+LR_FACTORS = [1.0, 0.9, 1.1, 0.5, 0.8]  # a different rate each step, as a schedule would give
+
+
+# ---- NumPy references (textbook forms, float64) -----------------------------------------------
+def np_sgd(p, grads, lrs, momentum=0.0, nesterov=False):
+    v = np.zeros_like(p)
+    for g, lr in zip(grads, lrs, strict=True):
+        if momentum:
+            v = momentum * v + g
+            p = p - lr * (g + momentum * v if nesterov else v)
+        else:
+            p = p - lr * g
+    return p
+
+
+def np_adagrad(p, grads, lrs, lr_decay=0.0, eps=1e-10):
+    s = np.zeros_like(p)
+    for t, (g, lr) in enumerate(zip(grads, lrs, strict=True), start=1):
+        s = s + g ** 2
+        p = p - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(s) + eps)
+    return p
+
+
+def np_rmsprop(p, grads, lrs, alpha=0.99, eps=1e-8, momentum=0.0, centered=False):
+    v, mean, buf = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for g, lr in zip(grads, lrs, strict=True):
+        v = alpha * v + (1 - alpha) * g ** 2
+        if centered:
+            mean = alpha * mean + (1 - alpha) * g
+            denom = np.sqrt(v - mean ** 2) + eps
+        else:
+            denom = np.sqrt(v) + eps
+        if momentum:
+            buf = momentum * buf + g / denom
+            p = p - lr * buf
+        else:
+            p = p - lr * g / denom
+    return p
+
+
+def np_adam(p, grads, lrs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t, (g, lr) in enumerate(zip(grads, lrs, strict=True), start=1):
+        p = p - lr * weight_decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g ** 2
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return p
+
+
+# (config, NumPy reference(p0, grads, lrs), torch optimizer written out by hand)
+CASES = {
+    "sgd": ({"name": "sgd", "lr": 0.1}, lambda p, g, r: np_sgd(p, g, r),
+            lambda w: torch.optim.SGD([w], lr=0.1)),
+    "sgd_nesterov": ({"name": "sgd", "lr": 0.1, "momentum": 0.8, "nesterov": True},
+                     lambda p, g, r: np_sgd(p, g, r, 0.8, True),
+                     lambda w: torch.optim.SGD([w], lr=0.1, momentum=0.8, nesterov=True)),
+    "momentum": ({"name": "momentum", "lr": 0.05}, lambda p, g, r: np_sgd(p, g, r, 0.9),
+                 lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.9)),
+    "nesterov": ({"name": "nesterov", "lr": 0.05}, lambda p, g, r: np_sgd(p, g, r, 0.9, True),
+                 lambda w: torch.optim.SGD([w], lr=0.05, momentum=0.9, nesterov=True)),
+    "adagrad": ({"name": "adagrad", "lr": 0.1}, lambda p, g, r: np_adagrad(p, g, r),
+                lambda w: torch.optim.Adagrad([w], lr=0.1)),
+    "adagrad_decay": ({"name": "adagrad", "lr": 0.1, "lr_decay": 0.2},
+                      lambda p, g, r: np_adagrad(p, g, r, 0.2),
+                      lambda w: torch.optim.Adagrad([w], lr=0.1, lr_decay=0.2)),
+    "rmsprop": ({"name": "rmsprop", "lr": 0.01}, lambda p, g, r: np_rmsprop(p, g, r),
+                lambda w: torch.optim.RMSprop([w], lr=0.01)),
+    "rmsprop_centered_momentum": (
+        {"name": "rmsprop", "lr": 0.01, "alpha": 0.9, "momentum": 0.5, "centered": True},
+        lambda p, g, r: np_rmsprop(p, g, r, 0.9, 1e-8, 0.5, True),
+        lambda w: torch.optim.RMSprop([w], lr=0.01, alpha=0.9, momentum=0.5, centered=True)),
+    "adam": ({"name": "adam", "lr": 0.01}, lambda p, g, r: np_adam(p, g, r),
+             lambda w: torch.optim.Adam([w], lr=0.01)),
+    "adam_betas": ({"name": "adam", "lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6},
+                   lambda p, g, r: np_adam(p, g, r, 0.8, 0.99, 1e-6),
+                   lambda w: torch.optim.Adam([w], lr=0.01, betas=(0.8, 0.99), eps=1e-6)),
+    "adamw": ({"name": "adamw", "lr": 0.01}, lambda p, g, r: np_adam(p, g, r, weight_decay=0.01),
+              lambda w: torch.optim.AdamW([w], lr=0.01)),
+    "adamw_decay": ({"name": "adamw", "lr": 0.01, "weight_decay": 0.3},
+                    lambda p, g, r: np_adam(p, g, r, weight_decay=0.3),
+                    lambda w: torch.optim.AdamW([w], lr=0.01, weight_decay=0.3)),
+}
+
+
+def problem(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Initial parameters and STEPS gradients of mixed scales (one always zero)."""
+    rng = np.random.default_rng(seed)
+    p0 = rng.normal(size=N)
+    grads = rng.normal(size=(STEPS, N)) * np.array([1, 0.1, 10, 1e-3, 1, 2, 0.5])
+    grads[:, 4] = 0.0
+    return p0, grads
+
+
+def run_ours(config, dtype=np.float64, steps=STEPS):
+    p0, grads = problem()
+    opt = make_optimizer(config, N, dtype)
+    p = p0.astype(dtype)
+    for k in range(steps):
+        opt.step(p, grads[k].astype(dtype), opt.base_lr * LR_FACTORS[k])
+    return p, opt
+
+
+def run_torch(factory):
+    p0, grads = problem()
+    w = torch.tensor(p0, dtype=torch.float64, requires_grad=True)
+    opt = factory(w)
+    base = opt.param_groups[0]["lr"]
+    for k in range(STEPS):
+        opt.param_groups[0]["lr"] = base * LR_FACTORS[k]
+        w.grad = torch.tensor(grads[k])
+        opt.step()
+    return w.detach().numpy(), opt.state[w]
+
+
+def test_every_optimizer_is_covered_by_the_cases():
+    assert {c[0]["name"] for c in CASES.values()} == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_update_matches_numpy_formula(case):
+    config, reference, _ = CASES[case]
+    p0, grads = problem()
+    ours, _ = run_ours(config)
+    lrs = [config["lr"] * f for f in LR_FACTORS]
+    expected = reference(p0.copy(), grads, lrs)
+    assert not np.allclose(expected, p0)
+    np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_update_and_state_match_torch_optim(case):
+    config, _, factory = CASES[case]
+    ours, opt = run_ours(config)
+    theirs, state = run_torch(factory)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+    compared = 0
+    for key, value in opt.state_dict().items():
+        if isinstance(state.get(key), torch.Tensor):
+            np.testing.assert_allclose(value, state[key].numpy(), rtol=1e-9, atol=1e-12, err_msg=key)
+            compared += 1
+    assert compared >= (0 if case == "sgd" else 1)  # plain SGD keeps no state in torch
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_torch_equivalent_builds_the_same_optimizer(case):
+    config = CASES[case][0]
+    cls, kwargs = torch_equivalent(config)
+    ours, _ = run_ours(config)
+    theirs, _ = run_torch(lambda w: getattr(torch.optim, cls)([w], **kwargs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["sgd_nesterov", "adagrad", "rmsprop_centered_momentum", "adamw"])
+def test_float32_stays_float32_and_close_to_float64(case):
+    config = CASES[case][0]
+    p32, opt = run_ours(config, np.float32)
+    p64, _ = run_ours(config, np.float64)
+    assert p32.dtype == np.float32
+    assert all(a.dtype == np.float32 for a in opt.state)
+    np.testing.assert_allclose(p32, p64, rtol=1e-4, atol=1e-5)
+
+
+def test_state_dict_round_trip_continues_exactly():
+    config = CASES["adamw_decay"][0]
+    full, _ = run_ours(config)
+    part, opt = run_ours(config, steps=3)
+    saved = opt.state_dict()
+    fresh = make_optimizer(config, N, np.float64)
+    fresh.load_state_dict(saved)
+    assert fresh.t == 3
+    _, grads = problem()
+    for k in range(3, STEPS):
+        fresh.step(part, grads[k], fresh.base_lr * LR_FACTORS[k])
+    np.testing.assert_array_equal(part, full)
+
+
+def test_loading_another_optimizers_state_is_refused():
+    _, adam = run_ours({"name": "adam"}, steps=1)
+    with pytest.raises(TrainingError, match="another optimizer"):
+        make_optimizer({"name": "sgd"}, N, np.float64).load_state_dict(adam.state_dict())
+    with pytest.raises(TrainingError, match="exp_avg"):
+        make_optimizer({"name": "adam"}, N + 1, np.float64).load_state_dict(adam.state_dict())
+
+
+@pytest.mark.parametrize("config, fragment", [
+    ({"name": "adamax"}, "adamax"),
+    ({"lr": 0.1}, "name"),
+    ({"name": "adam", "momentum": 0.9}, "momentum"),
+    ({"name": "sgd", "lr": -1}, "'lr'"),
+    ({"name": "sgd", "lr": "fast"}, "'lr'"),
+    ({"name": "adam", "beta1": 1.0}, "beta1"),
+    ({"name": "adam", "beta2": 1.5}, "beta2"),
+    ({"name": "rmsprop", "centered": "yes"}, "centered"),
+    ({"name": "adagrad", "eps": -1e-3}, "eps"),
+    ({"name": "nesterov", "momentum": 0.0}, "momentum"),
+    ({"name": "sgd", "nesterov": True}, "Nesterov"),
+    ("adam", "optimizer must be an object"),
+])
+def test_bad_optimizer_config_names_the_problem(config, fragment):
+    with pytest.raises(TrainingError, match=fragment):
+        make_optimizer(config, 3, np.float32)
+
+
+def test_optimizer_defaults_are_valid_and_lr_comes_first():
+    for name, spec in OPTIMIZERS.items():
+        assert spec.params[0].name == "lr"
+        opt = make_optimizer({"name": name}, 2, np.float32)
+        assert opt.base_lr == spec.params[0].default > 0
+
+
+# ---- schedules ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("schedule, epoch, total, expected", [
+    (None, 3.0, 10, 0.1),
+    ({}, 3.0, 10, 0.1),
+    ({"name": "constant", "warmup": 4}, 1.0, 10, 0.025),
+    ({"name": "step", "every": 10, "gamma": 0.5}, 0.0, 50, 0.1),
+    ({"name": "step", "every": 10, "gamma": 0.5}, 9.99, 50, 0.1),
+    ({"name": "step", "every": 10, "gamma": 0.5}, 10.0, 50, 0.05),
+    ({"name": "step", "every": 10, "gamma": 0.5}, 25.0, 50, 0.025),
+    ({"name": "step", "every": 10, "gamma": 0.5, "warmup": 2}, 0.0, 50, 0.0),
+    ({"name": "step", "every": 10, "gamma": 0.5, "warmup": 2}, 0.5, 50, 0.025),
+    ({"name": "step", "every": 10, "gamma": 0.5, "warmup": 2}, 2.0, 50, 0.1),
+    ({"name": "exponential", "gamma": 0.9}, 2.0, 50, 0.081),
+    ({"name": "exponential", "gamma": 0.81}, 0.5, 50, 0.09),
+    ({"name": "linear", "final_lr": 0.01, "epochs": 10}, 0.0, 50, 0.1),
+    ({"name": "linear", "final_lr": 0.01, "epochs": 10}, 2.5, 50, 0.0775),
+    ({"name": "linear", "final_lr": 0.01, "epochs": 10}, 5.0, 50, 0.055),
+    ({"name": "linear", "final_lr": 0.01, "epochs": 10}, 10.0, 50, 0.01),
+    ({"name": "linear", "final_lr": 0.01, "epochs": 10}, 30.0, 50, 0.01),
+    ({"name": "linear"}, 5.0, 20, 0.075),  # T defaults to the training's epochs, η_T to 0
+    ({"name": "linear", "final_lr": 0.01, "epochs": 10, "warmup": 5}, 2.5, 50, 0.0775 / 2),
+    ({"name": "cosine"}, 0.0, 10, 0.1),
+    ({"name": "cosine"}, 5.0, 10, 0.05),
+    ({"name": "cosine"}, 2.5, 10, 0.05 * (1 + math.sqrt(0.5))),
+    ({"name": "cosine"}, 10.0, 10, 0.0),
+    ({"name": "cosine", "final_lr": 0.01, "epochs": 4}, 2.0, 10, 0.055),
+    ({"name": "cosine", "final_lr": 0.01, "epochs": 4}, 7.0, 10, 0.01),
+    ({"name": "cosine", "warmup": 2}, 1.0, 10, 0.5 * 0.05 * (1 + math.cos(math.pi / 10))),
+])
+def test_schedule_values(schedule, epoch, total, expected):
+    assert lr_at(schedule, 0.1, epoch, total) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    validated = validate_schedule(schedule)
+    assert lr_at(validated, 0.1, epoch, total) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_validate_schedule_fills_defaults():
+    assert validate_schedule(None)["name"] == "constant"
+    assert validate_schedule("cosine")["name"] == "cosine"
+    step = validate_schedule({"name": "step", "every": 3})
+    assert step["every"] == 3 and 0 < step["gamma"] < 1 and step["warmup"] == 0
+
+
+@pytest.mark.parametrize("schedule, fragment", [
+    ({"name": "stepp"}, "stepp"),
+    ({"every": 3}, "name"),
+    ({"name": "step", "evry": 3}, "evry"),
+    ({"name": "step", "gamma": 2}, "gamma"),
+    ({"name": "step", "every": 0}, "every"),
+    ({"name": "linear", "epochs": 0}, "epochs"),
+    ({"name": "cosine", "warmup": -1}, "warmup"),
+    (5, "schedule"),
+])
+def test_bad_schedule_names_the_problem(schedule, fragment):
+    with pytest.raises(TrainingError, match=fragment):
+        validate_schedule(schedule)
+
+
+# ---- clipping, weight decay, per-node norms -----------------------------------------------------
+def test_clipping_above_threshold_scales_to_max_norm():
+    g = np.array([3.0, 4.0, 0.0])
+    assert clip_by_global_norm(g, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(g, [0.6, 0.8, 0.0], rtol=1e-6)
+    assert np.linalg.norm(g) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_clipping_below_threshold_leaves_gradients_alone():
+    g = np.array([0.3, 0.4], np.float32)
+    before = g.copy()
+    assert clip_by_global_norm(g, 1.0) == pytest.approx(0.5, rel=1e-6)
+    np.testing.assert_array_equal(g, before)
+    assert g.dtype == np.float32
+
+
+def test_clipping_matches_torch_and_skips_non_finite():
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=20) * 5
+    t = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+    t.grad = torch.tensor(g)
+    torch_norm = torch.nn.utils.clip_grad_norm_([t], 2.0)
+    assert clip_by_global_norm(g, 2.0) == pytest.approx(float(torch_norm))
+    np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12)
+    bad = np.array([1.0, np.inf])
+    assert clip_by_global_norm(bad, 1.0) == np.inf
+    assert bad[0] == 1.0
+
+
+def penalty(w, mask, l1, l2):
+    wm = w[mask == 1]
+    return l1 * np.abs(wm).sum() + 0.5 * l2 * (wm ** 2).sum()
+
+
+def test_weight_decay_penalty_and_gradient():
+    w = np.array([0.5, -2.0, 0.0, 1.5, -0.7, 3.0])
+    mask = np.array([1, 1, 1, 1, 0, 0], np.uint8)
+    g = np.full(6, 0.25)
+    value = apply_weight_decay(w, g, mask, 0.1, 0.01)
+    assert value == pytest.approx(0.1 * 4.0 + 0.005 * (0.25 + 4 + 2.25))
+    np.testing.assert_allclose(g - 0.25, [0.1 + 0.005, -0.1 - 0.02, 0.0, 0.1 + 0.015, 0.0, 0.0])
+    # the added gradient is ∂penalty/∂w (central differences away from the kink at 0)
+    h = 1e-6
+    for i in (0, 1, 3, 4, 5):
+        e = np.zeros(6)
+        e[i] = h
+        fd = (penalty(w + e, mask, 0.1, 0.01) - penalty(w - e, mask, 0.1, 0.01)) / (2 * h)
+        assert g[i] - 0.25 == pytest.approx(fd, abs=1e-8)
+
+
+def test_weight_decay_in_float32_keeps_dtype_and_zero_is_a_no_op():
+    w = np.array([1.0, -1.0], np.float32)
+    g = np.zeros(2, np.float32)
+    assert apply_weight_decay(w, g, np.ones(2, np.uint8), 0.0, 0.0) == 0.0
+    assert not g.any()
+    assert apply_weight_decay(w, g, np.ones(2, np.uint8), 0.0, 0.5) == pytest.approx(0.5)
+    assert g.dtype == np.float32 and list(g) == [0.5, -0.5]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_segment_norms_per_node(dtype):
+    rng = np.random.default_rng(1)
+    g = rng.normal(size=30).astype(dtype)
+    offsets = np.array([0, 5, 5, 17, 30], np.int64)  # the second node has no parameters
+    out = np.full(4, -1.0)
+    segment_norms(g, offsets, out)
+    bounds = zip(offsets[:-1], offsets[1:], strict=True)
+    expected = [np.linalg.norm(g[a:b].astype(np.float64)) for a, b in bounds]
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert out[1] == 0.0
+    with pytest.raises(ValueError):
+        segment_norms(g, offsets, np.zeros(3))
+
+
+# ---- generated reference ------------------------------------------------------------------------
+def test_training_doc_is_regenerated_and_complete():
+    text = optimizers_markdown()
+    assert (DOCS / "training.md").read_text(encoding="utf-8") == text, \
+        "docs/training.md is stale: run python -m engine.optim"
+    for spec in [*OPTIMIZERS.values(), *SCHEDULES.values()]:
+        assert f"### {spec.name}" in text
+        for p in spec.params:
+            assert f"| `{p.name}` |" in text
