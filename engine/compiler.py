@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.errors import GraphError, ModelFileError, TrainingError
 from engine.graph import Graph
+from engine.kernels.mlp import FusedChain
 from engine.layers.base import NodeRuntime, Shape
 from engine.losses import LOSSES, loss_and_grad
 
@@ -41,7 +42,7 @@ class Model:
     """A compiled graph: shapes, flat parameters, and forward/backward over the nodes."""
 
     def __init__(self, graph: Graph, dtype: Any = np.float32, seed: int = 0,
-                 loss: str | None = None, input_shape: Shape | None = None) -> None:
+                 loss: str | None = None, input_shape: Shape | None = None, fused: bool = True) -> None:
         self.graph = graph.copy()
         self.dtype = resolve_dtype(dtype)
         problems = self.graph.problems(require_loss=False)
@@ -63,8 +64,10 @@ class Model:
             rt.rng = self.rng
         self.loss_from = self._fused_loss_source()
         self.outputs: dict[str, np.ndarray] = {}
-        self.fused = None
+        self.fused: FusedChain | None = None
         self.init_weights(seed)
+        if fused:
+            self.fused = FusedChain.build(self)
 
     # -- layout -----------------------------------------------------------------------
     def _layout(self, in_shapes: Mapping[str, list]) -> None:
@@ -271,8 +274,11 @@ class Model:
 
 
 def compile_graph(graph: Graph, dtype: Any = np.float32, seed: int | None = None,
-                  input_shape: Shape | None = None) -> Model:
-    """Validate ``graph`` and build its Model; raises GraphError naming the first problem."""
+                  input_shape: Shape | None = None, fused: bool = True) -> Model:
+    """Validate ``graph`` and build its Model; raises GraphError naming the first problem.
+
+    ``fused=False`` keeps the general node-by-node path even for a plain chain.
+    """
     if seed is None:
         seed = int(graph.training.get("seed", 0))
-    return Model(graph, dtype=dtype, seed=seed, input_shape=input_shape)
+    return Model(graph, dtype=dtype, seed=seed, input_shape=input_shape, fused=fused)
