@@ -85,7 +85,7 @@ def load_model(path: str | Path) -> LoadedModel:
             raw = {name: _read_member(zf, name, where) for name in MEMBERS}
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
         raise ModelFileError(f"{where}: not a Backprop Studio model file (not a valid zip: {err})") from None
     try:
         meta = json.loads(raw["meta.json"].decode("utf-8"))

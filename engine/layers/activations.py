@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import ShapeError
+from engine.errors import ExportError, ShapeError
 from engine.kernels.activations import CODES, PRELU, act_backward, act_forward
 from engine.layers.base import LayerType, ParamSpec, register
 
@@ -88,6 +88,138 @@ def _activation_weights(p, in_shapes):
     return {"alpha": (1,)} if p["function"] == "prelu" else {}
 
 
+# ---- exporters (engine/export): one small emitter per format -------------------------
+_ONNX_OPS = {"identity": "Identity", "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu",
+             "softplus": "Softplus"}
+
+
+def _activation_onnx(ctx, n):
+    fn, x, a = n.p["function"], n.x[0], n.p["alpha"]
+    if fn in _ONNX_OPS:
+        return ctx.op(_ONNX_OPS[fn], [x])
+    if fn == "leaky_relu":
+        return ctx.op("LeakyRelu", [x], alpha=a)
+    if fn == "elu":
+        return ctx.op("Elu", [x], alpha=a)
+    if fn == "prelu":
+        return ctx.op("PRelu", [x, ctx.weight("alpha")])
+    if fn == "hard_tanh":
+        return ctx.op("Clip", [x, ctx.const(-1.0, "min"), ctx.const(1.0, "max")])
+    if fn == "scaled_tanh":  # 1.7159·tanh(2z/3)
+        t = ctx.op("Tanh", [ctx.op("Mul", [x, ctx.const(2.0 / 3.0, "b")])])
+        return ctx.op("Mul", [t, ctx.const(1.7159, "a")])
+    if fn == "gelu":  # z·Φ(z) = 0.5·z·(1 + erf(z/√2)); the Gelu op needs opset 20
+        erf = ctx.op("Erf", [ctx.op("Mul", [x, ctx.const(0.5 ** 0.5, "inv_sqrt2")])])
+        half = ctx.op("Mul", [x, ctx.const(0.5, "half")])
+        return ctx.op("Mul", [half, ctx.op("Add", [erf, ctx.const(1.0, "one")])])
+    if fn == "maxout":  # (N, F) → (N, F/k, k) → max over the last axis
+        k, f = n.p["pieces"], n.in_shapes[0][0]
+        groups = ctx.op("Reshape", [x, ctx.const([-1, f // k, k], "groups", "int64")])
+        return ctx.op("ReduceMax", [groups], axes=[2], keepdims=0)
+    raise ExportError(f"activation '{fn}' has no ONNX form")
+
+
+_TORCH_MODULES = {"identity": "nn.Identity()", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()",
+                  "relu": "nn.ReLU()", "softplus": "nn.Softplus()", "hard_tanh": "nn.Hardtanh()",
+                  "gelu": "nn.GELU()"}
+_TORCH_HELPERS = {
+    "ScaledTanh": '''class ScaledTanh(nn.Module):
+    """LeCun's scaled tanh: f(z) = 1.7159·tanh(2z/3)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return 1.7159 * torch.tanh(z * (2.0 / 3.0))
+''',
+    "Maxout": '''class Maxout(nn.Module):
+    """Maxout: the maximum over groups of k consecutive inputs (outputs = inputs / k)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.reshape(z.shape[0], -1, self.k).amax(dim=2)
+''',
+}
+
+
+def _activation_torch(ctx, n):
+    fn, a = n.p["function"], float(n.p["alpha"])
+    if fn in _TORCH_MODULES:
+        return ctx.module(_TORCH_MODULES[fn])
+    if fn == "leaky_relu":
+        return ctx.module(f"nn.LeakyReLU({a!r})")
+    if fn == "elu":
+        return ctx.module(f"nn.ELU({a!r})")
+    if fn == "prelu":
+        return ctx.module("nn.PReLU(num_parameters=1)", {"weight": ("alpha", n.W["alpha"])})
+    if fn == "scaled_tanh":
+        ctx.helper("ScaledTanh", _TORCH_HELPERS["ScaledTanh"])
+        return ctx.module("ScaledTanh()")
+    if fn == "maxout":
+        ctx.helper("Maxout", _TORCH_HELPERS["Maxout"])
+        return ctx.module(f"Maxout({n.p['pieces']})")
+    raise ExportError(f"activation '{fn}' has no PyTorch form")
+
+
+_NUMPY_HELPERS = {
+    "sigmoid": '''def sigmoid(z):
+    """σ(z) = 1/(1 + e^−z), evaluated without overflow."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+''',
+    "scaled_tanh": '''def scaled_tanh(z):
+    """LeCun's 1.7159·tanh(2z/3)."""
+    return 1.7159 * np.tanh(z * (2.0 / 3.0))
+''',
+    "relu": '''def relu(z):
+    return np.maximum(z, 0)
+''',
+    "leaky_relu": '''def leaky_relu(z, alpha):
+    """z if z > 0 else αz (also PReLU, with its learned α)."""
+    return np.where(z > 0, z, alpha * z)
+''',
+    "elu": '''def elu(z, alpha):
+    """z if z > 0 else α(e^z − 1)."""
+    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+''',
+    "softplus": '''def softplus(z):
+    """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), without overflow."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+''',
+    "hard_tanh": '''def hard_tanh(z):
+    return np.clip(z, -1.0, 1.0)
+''',
+    "gelu": '''def gelu(z):
+    """z·Φ(z) = 0.5·z·(1 + erf(z/√2)), the exact form (math.erf, element by element)."""
+    erf = np.vectorize(math.erf, otypes=[np.float64])(z / math.sqrt(2.0))
+    return (0.5 * z * (1.0 + erf)).astype(z.dtype)
+''',
+    "maxout": '''def maxout(z, k):
+    """The maximum over groups of k consecutive inputs."""
+    return z.reshape(z.shape[0], -1, k).max(axis=2)
+''',
+}
+
+
+def _activation_numpy(ctx, n):
+    fn, x = n.p["function"], n.x[0]
+    if fn == "identity":
+        return x
+    if fn == "tanh":
+        return f"np.tanh({x})"
+    helper = "leaky_relu" if fn == "prelu" else fn
+    if helper not in _NUMPY_HELPERS:
+        raise ExportError(f"activation '{fn}' has no NumPy form")
+    ctx.helper(helper, _NUMPY_HELPERS[helper], imports=("math",) if fn == "gelu" else ())
+    if fn in ("leaky_relu", "elu"):
+        return f"{helper}({x}, {float(n.p['alpha'])!r})"
+    if fn == "prelu":
+        return f"{helper}({x}, {ctx.weight('alpha')})"
+    if fn == "maxout":
+        return f"maxout({x}, {n.p['pieces']})"
+    return f"{helper}({x})"
+
+
 register(LayerType(
     name="Activation",
     category="activation",
@@ -113,6 +245,7 @@ register(LayerType(
         "Hard tanh": {"function": "hard_tanh"}, "GELU": {"function": "gelu"},
         "Maxout": {"function": "maxout", "pieces": 2}, "Identity": {"function": "identity"},
     },
+    exporters={"onnx": _activation_onnx, "torch": _activation_torch, "numpy": _activation_numpy},
 ))
 assert PRELU == CODES["prelu"]
 
@@ -131,6 +264,18 @@ def _softmax_backward(rt, dy):
     return [y * (dy - (dy * y).sum(axis=-1, keepdims=True))]
 
 
+_NUMPY_SOFTMAX = '''def softmax(z):
+    """e^z_i / Σ_j e^z_j over the last axis (shifted by the maximum, so it cannot overflow)."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+'''
+
+
+def _softmax_numpy(ctx, n):
+    ctx.helper("softmax", _NUMPY_SOFTMAX)
+    return f"softmax({n.x[0]})"
+
+
 register(LayerType(
     name="Softmax",
     category="io",
@@ -139,4 +284,7 @@ register(LayerType(
     shape=lambda p, in_shapes: in_shapes[0],
     forward=_softmax_forward,
     backward=_softmax_backward,
+    exporters={"onnx": lambda ctx, n: ctx.op("Softmax", [n.x[0]], axis=-1),
+               "torch": lambda ctx, n: ctx.module("nn.Softmax(dim=-1)"),
+               "numpy": _softmax_numpy},
 ))

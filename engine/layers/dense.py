@@ -65,6 +65,25 @@ def _dense_backward(rt, dy):
     return [dx if dy.ndim == 2 else dx.reshape(dy.shape[:-1] + (dx.shape[-1],))]
 
 
+# ---- exporters (engine/export): W is (in, out); PyTorch's Linear keeps weight = Wᵀ ------------
+def _dense_onnx(ctx, n):
+    y = ctx.op("MatMul", [n.x[0], ctx.weight("W")])
+    return ctx.op("Add", [y, ctx.weight("b")]) if "b" in n.W else y
+
+
+def _dense_torch(ctx, n):
+    fan_in, units = n.W["W"].shape
+    state = {"weight": ("W", n.W["W"].T)}
+    if "b" in n.W:
+        state["bias"] = ("b", n.W["b"])
+    return ctx.module(f"nn.Linear({fan_in}, {units}, bias={'b' in n.W})", state)
+
+
+def _dense_numpy(ctx, n):
+    y = f"{n.x[0]} @ {ctx.weight('W')}"
+    return f"{y} + {ctx.weight('b')}" if "b" in n.W else y
+
+
 register(LayerType(
     name="Dense",
     category="dense",
@@ -86,4 +105,5 @@ register(LayerType(
     init=_dense_init,
     decay=("W",),
     key_params=("units",),
+    exporters={"onnx": _dense_onnx, "torch": _dense_torch, "numpy": _dense_numpy},
 ))

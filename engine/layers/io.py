@@ -9,6 +9,15 @@ def _shape(p, in_shapes):
     return tuple(p["shape"])
 
 
+# Exporters: the network's input passes through unchanged (see engine/export).
+def _input_export(ctx, n):
+    return n.x[0]
+
+
+def _input_torch(ctx, n):
+    return ctx.expr(n.x[0])
+
+
 register(LayerType(
     name="Input",
     category="io",
@@ -20,4 +29,5 @@ register(LayerType(
     forward=lambda rt, xs: xs[0],
     backward=lambda rt, dy: [],
     key_params=("shape",),
+    exporters={"onnx": _input_export, "torch": _input_torch, "numpy": _input_export},
 ))

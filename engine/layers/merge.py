@@ -55,6 +55,17 @@ def _add_backward(rt, dy):
     return [dy] + [dy.copy() for _ in range(rt.p["inputs"] - 1)]
 
 
+def _add_onnx(ctx, n):
+    y = n.x[0]
+    for x in n.x[1:]:
+        y = ctx.op("Add", [y, x])
+    return y
+
+
+def _add_code(ctx, n):
+    return " + ".join(n.x)
+
+
 register(LayerType(
     name="Add",
     category="merge",
@@ -67,6 +78,8 @@ register(LayerType(
     forward=_add_forward,
     backward=_add_backward,
     key_params=("inputs",),
+    exporters={"onnx": _add_onnx, "torch": lambda ctx, n: ctx.expr(_add_code(ctx, n)),
+               "numpy": _add_code},
 ))
 
 
@@ -120,6 +133,19 @@ def _concat_backward(rt, dy):
     return [np.ascontiguousarray(part) for part in parts]
 
 
+def _concat_batch_axis(n) -> int:
+    """The axis to join along in a batch array (the per-example axis + 1)."""
+    return _concat_axis(n.p, n.in_shapes[0]) + 1
+
+
+def _concat_torch(ctx, n):
+    return ctx.expr(f"torch.cat([{', '.join(n.x)}], dim={_concat_batch_axis(n)})")
+
+
+def _concat_numpy(ctx, n):
+    return f"np.concatenate([{', '.join(n.x)}], axis={_concat_batch_axis(n)})"
+
+
 register(LayerType(
     name="Concat",
     category="merge",
@@ -137,4 +163,6 @@ register(LayerType(
     forward=_concat_forward,
     backward=_concat_backward,
     key_params=("inputs", "axis"),
+    exporters={"onnx": lambda ctx, n: ctx.op("Concat", list(n.x), axis=_concat_batch_axis(n)),
+               "torch": _concat_torch, "numpy": _concat_numpy},
 ))

@@ -40,6 +40,11 @@ def _dropout_backward(rt, dy):
     return [dy if mask is None else dy * mask]
 
 
+# Exporters (engine/export): identity when predicting; PyTorch keeps nn.Dropout for train.py.
+def _dropout_onnx(ctx, n):
+    return ctx.op("Dropout", [n.x[0], ctx.const(n.p["rate"], "ratio")])
+
+
 register(LayerType(
     name="Dropout",
     category="regularisation",
@@ -54,6 +59,8 @@ register(LayerType(
     forward=_dropout_forward,
     backward=_dropout_backward,
     key_params=("rate",),
+    exporters={"onnx": _dropout_onnx, "numpy": lambda ctx, n: n.x[0],
+               "torch": lambda ctx, n: ctx.module(f"nn.Dropout(p={float(n.p['rate'])!r})")},
 ))
 
 
@@ -152,6 +159,51 @@ def _bn_backward(rt, dy):
     return [scale * (dy - (dbeta * inv_n).reshape(bshape) - xhat * (dgamma * inv_n).reshape(bshape))]
 
 
+# ---- BatchNorm exporters (engine/export): evaluation mode, with the running statistics ------
+def _bn_onnx(ctx, n):
+    args = [ctx.weight("gamma"), ctx.weight("beta"), ctx.weight("running_mean"), ctx.weight("running_var")]
+    if len(n.in_shapes[0]) != 2:  # (N, F) and (N, C, H, W) have the features on axis 1, as ONNX wants
+        return ctx.op("BatchNormalization", [n.x[0], *args], epsilon=n.p["eps"])
+    xt = ctx.op("Transpose", [n.x[0]], perm=[0, 2, 1])  # (N, T, F) → (N, F, T) and back
+    y = ctx.op("BatchNormalization", [xt, *args], epsilon=n.p["eps"])
+    return ctx.op("Transpose", [y], perm=[0, 2, 1])
+
+
+_TORCH_BN_LAST = '''class BatchNormLast(nn.BatchNorm1d):
+    """BatchNorm1d over the last axis of a (batch, time, features) input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+'''
+
+
+def _bn_torch(ctx, n):
+    shape = n.in_shapes[0]
+    nf = _bn_layout(shape)[0]
+    cls = {1: "nn.BatchNorm1d", 2: "BatchNormLast", 3: "nn.BatchNorm2d"}[len(shape)]
+    if len(shape) == 2:
+        ctx.helper("BatchNormLast", _TORCH_BN_LAST)
+    return ctx.module(f"{cls}({nf}, eps={float(n.p['eps'])!r}, momentum={float(n.p['momentum'])!r})", {
+        "weight": ("gamma", n.W["gamma"]), "bias": ("beta", n.W["beta"]),
+        "running_mean": ("running_mean", n.B["running_mean"]),
+        "running_var": ("running_var", n.B["running_var"]),
+        "num_batches_tracked": (None, np.array(0, dtype=np.int64)),
+    })
+
+
+_NUMPY_BN = '''def batch_norm(x, gamma, beta, mean, var, eps, shape):
+    """Evaluation-mode batch normalisation γ·(x − μ)/√(σ² + ε) + β with the running μ, σ²."""
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return (x - mean.reshape(shape)) * inv_std.reshape(shape) * gamma.reshape(shape) + beta.reshape(shape)
+'''
+
+
+def _bn_numpy(ctx, n):
+    ctx.helper("batch_norm", _NUMPY_BN)
+    args = ", ".join(ctx.weight(k) for k in ("gamma", "beta", "running_mean", "running_var"))
+    return f"batch_norm({n.x[0]}, {args}, {float(n.p['eps'])!r}, {_bn_layout(n.in_shapes[0])[2]!r})"
+
+
 register(LayerType(
     name="BatchNorm",
     category="regularisation",
@@ -175,4 +227,5 @@ register(LayerType(
     buffers=_bn_buffers,
     init_buffers=_bn_init_buffers,
     decay=(),
+    exporters={"onnx": _bn_onnx, "torch": _bn_torch, "numpy": _bn_numpy},
 ))

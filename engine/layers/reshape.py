@@ -21,6 +21,15 @@ def _to_in_shape(rt, dy):
     return [dy.reshape(rt.cache["in_shape"])]
 
 
+# Exporters (engine/export): a reshape of the batch array that keeps the batch axis.
+def _reshape_code(ctx, n):
+    return f"{n.x[0]}.reshape({n.x[0]}.shape[0], {', '.join(str(v) for v in n.out_shape)})"
+
+
+def _reshape_onnx(ctx, n):  # 0 keeps the batch size
+    return ctx.op("Reshape", [n.x[0], ctx.const([0, *n.out_shape], "shape", "int64")])
+
+
 register(LayerType(
     name="Flatten",
     category="reshape",
@@ -29,6 +38,8 @@ register(LayerType(
     shape=lambda p, in_shapes: (math.prod(in_shapes[0]),),
     forward=_to_out_shape,
     backward=_to_in_shape,
+    exporters={"onnx": lambda ctx, n: ctx.op("Flatten", [n.x[0]], axis=1),
+               "torch": lambda ctx, n: ctx.module("nn.Flatten()"), "numpy": _reshape_code},
 ))
 
 
@@ -83,4 +94,6 @@ register(LayerType(
     forward=_to_out_shape,
     backward=_to_in_shape,
     key_params=("shape",),
+    exporters={"onnx": _reshape_onnx, "torch": lambda ctx, n: ctx.expr(_reshape_code(ctx, n)),
+               "numpy": _reshape_code},
 ))

@@ -1,0 +1,175 @@
+"""What every export format shares: the per-node view, names, refusals and atomic writes.
+
+A format walks the compiled model's nodes in topological order and hands each one, as an
+:class:`ExportNode`, to the exporter its layer type declares (``LayerType.exporters[fmt]``).
+Nothing here imports ONNX or PyTorch: those load only when that format is asked for.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.compiler import Model
+from engine.errors import ExportError
+from engine.layers.base import Shape
+
+FORMAT_TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "NumPy"}
+INSTALL_EXPORT = "install the export extra: pip install 'backprop-studio[export]'"
+
+
+@dataclass
+class ExportNode:
+    """One node as an exporter sees it: parameters, shapes, trained arrays and names.
+
+    ``x`` holds the format's names for the node's inputs (ONNX tensor names or Python
+    variable names) in port order; ``name`` is the name its own output gets. ``W`` are the
+    trained weights and ``B`` the buffers (e.g. BatchNorm running statistics), as float64.
+    """
+
+    id: str
+    type: str
+    p: Mapping[str, Any]
+    in_shapes: list[Shape]
+    out_shape: Shape
+    W: dict[str, np.ndarray]
+    B: dict[str, np.ndarray]
+    decay: tuple[str, ...] = ()
+    sources: list[str] = field(default_factory=list)
+    x: list[str] = field(default_factory=list)
+    name: str = ""
+
+    def named(self, x: list[str], name: str) -> "ExportNode":
+        return replace(self, x=list(x), name=name)
+
+
+def export_nodes(model: Model, use_grads: bool = False) -> list[ExportNode]:
+    """The model's nodes in topological order (``use_grads`` swaps weights for gradients)."""
+    out = []
+    for nid in model.order:
+        rt = model.runtimes[nid]
+        arrays = rt.G if use_grads else rt.W
+        out.append(ExportNode(
+            id=nid, type=rt.type.name, p=dict(rt.p), in_shapes=list(rt.in_shapes), out_shape=rt.out_shape,
+            W={k: np.array(v, dtype=np.float64) for k, v in arrays.items()},
+            B={k: np.array(v, dtype=np.float64) for k, v in rt.B.items()},
+            decay=tuple(rt.type.decay),
+            sources=[s for s in model.graph.inputs_of(nid) if s is not None],
+        ))
+    return out
+
+
+def exporter_for(model: Model, node: ExportNode, fmt: str) -> Callable[..., Any]:
+    """The node's exporter for ``fmt``, or ExportError naming the node and why not."""
+    layer = model.runtimes[node.id].type
+    fn = layer.exporters.get(fmt)
+    if fn is None:
+        raise ExportError(
+            f"cannot export node '{node.id}' to {FORMAT_TITLES.get(fmt, fmt)}: layer type {layer.name} "
+            f"declares no {fmt} exporter (it exports to: {', '.join(sorted(layer.exporters)) or 'nothing'})",
+            node=node.id,
+        )
+    return fn
+
+
+def run_exporter(model: Model, node: ExportNode, fmt: str, ctx: Any) -> Any:
+    """Call the node's exporter; a refusal (ExportError) gets the node's name in front."""
+    fn = exporter_for(model, node, fmt)
+    try:
+        return fn(ctx, node)
+    except ExportError as err:
+        if err.node == node.id:
+            raise
+        raise ExportError(f"cannot export node '{node.id}' ({node.type}) to {FORMAT_TITLES.get(fmt, fmt)}: "
+                          f"{err}", node=node.id) from None
+
+
+def check_exportable(model: Model, fmt: str) -> None:
+    """Raise ExportError for the first node whose layer type has no exporter for ``fmt``."""
+    if fmt not in FORMAT_TITLES:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMAT_TITLES)}")
+    for node in export_nodes(model):
+        exporter_for(model, node, fmt)
+
+
+def normalisation(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The model file's stored input normalisation as (mean, std) float64 arrays, or None."""
+    norm = (meta.get("preprocessing") or {}).get("normalise")
+    if not norm:
+        return None
+    try:
+        mean = np.asarray(norm["mean"], dtype=np.float64)
+        std = np.asarray(norm["std"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise ExportError("meta.json: preprocessing.normalise must hold numeric 'mean' and 'std'") from None
+    if mean.shape != std.shape or not np.all(np.isfinite(mean)) or not np.all(std > 0):
+        raise ExportError("meta.json: preprocessing.normalise has mismatched or non-positive statistics")
+    return mean, std
+
+
+PY_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+
+
+def python_names(ids: Iterable[str], reserved: Iterable[str]) -> dict[str, str]:
+    """A valid, unique Python identifier per node id: the id itself unless it is taken.
+
+    Taken means a keyword, a builtin, or a name the generated file already uses; such an
+    id gets a trailing underscore (``lambda`` → ``lambda_``).
+    """
+    taken = set(PY_RESERVED) | set(reserved)
+    ids = list(ids)
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for nid in ids:
+        name = nid
+        while name in taken or name in used or (name != nid and name in ids):
+            name += "_"
+        out[nid] = name
+        used.add(name)
+    return out
+
+
+def write_directory(output: str | Path, files: Mapping[str, bytes]) -> Path:
+    """Write ``files`` into the folder ``output`` all at once, or not at all.
+
+    Everything is written into a temporary sibling folder first, then renamed into place.
+    An existing folder is replaced only if it is empty or a previous export (has model.py).
+    """
+    out = Path(output)
+    if out.exists():
+        if not out.is_dir():
+            raise ExportError(f"{out}: exists and is not a folder; choose a folder name for this format")
+        if any(out.iterdir()) and not (out / "model.py").exists():
+            raise ExportError(f"{out}: the folder is not empty and holds no earlier export; choose another")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise ExportError(f"{parent}: no such folder")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            os.replace(out, old / "previous")
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old / "previous", out)
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
