@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from PySide6.QtCore import QSettings
@@ -21,6 +22,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="backprop-studio", description="Backprop Studio: the node editor.")
     parser.add_argument("file", nargs="?", help="a graph file (.json) to open")
     parser.add_argument("--theme", choices=theme.THEMES, help="override the light/dark scheme")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="open FILE, save a picture of the window to PNG and quit (docs, checks)")
+    parser.add_argument("--size", default="1600x1000", help="window size for --screenshot (WxH)")
+    parser.add_argument("--select", metavar="NODE", help="select this node (for --screenshot)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {studio.__version__}")
     return parser.parse_args(list(argv))
 
@@ -46,13 +51,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv[1:] if existed else app.arguments()[1:])
     from studio.main_window import MainWindow  # after the app exists (fonts, palette)
 
+    if args.screenshot:  # a reproducible picture: default layout, user settings untouched
+        QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     mode = args.theme or str(QSettings().value("view/theme", "system"))
     theme.apply_theme(mode)
     window = MainWindow()
+    if args.screenshot:
+        width, _, height = args.size.partition("x")
+        window.resize(int(width), int(height))
     window.show()
     if args.file:
         window.files.open(args.file)
+    if args.screenshot:
+        return _screenshot(app, window, args.screenshot, args.select)
     return app.exec()
+
+
+def _screenshot(app: QApplication, window, path: str, select: str | None) -> int:
+    """Let the layout settle, grab the window, quit without asking anything."""
+    for _ in range(5):
+        app.processEvents()
+    window.view.show_start()
+    if select:
+        window.scene.select_nodes([select])
+    for _ in range(5):
+        app.processEvents()
+    ok = window.grab().save(path)
+    window.document.undo_stack.setClean()
+    window.close()
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ class Document(QObject):
 
     @property
     def report(self) -> ShapeReport:
-        """Shape inference of the current graph (cached until the next edit)."""
+        """Shape inference of the current graph, cached; every mutation drops the cache
+        before it emits anything, so signal handlers never read a stale report."""
         if self._report is None:
             self._report = self._graph.infer_shapes()
         return self._report
@@ -160,6 +161,7 @@ class Document(QObject):
                 self.changed.emit()
 
     def _touched(self) -> None:
+        """After a mutation: drop the cached report and announce ``changed`` (or defer it)."""
         self._report = None
         if self._batch_depth:
             self._pending = True
@@ -170,6 +172,7 @@ class Document(QObject):
     def add_node(self, type_name: str, params: Mapping[str, Any] | None, node_id: str,
                  ui: Mapping[str, Any] | None = None) -> Node:
         node = self._graph.add_node(type_name, params, node_id, ui)
+        self._report = None
         self.nodeAdded.emit(node.id)
         self._touched()
         return node
@@ -178,12 +181,14 @@ class Document(QObject):
         """Put back a removed node and its wires where they were (undo of a delete)."""
         node = removed.node
         self._graph.insert_node(node, [])
+        self._report = None
         order = [n for n in self._graph.nodes if n != node.id]
         order.insert(min(removed.index, len(order)), node.id)
         self._graph.nodes = {n: self._graph.nodes[n] for n in order}
         self.nodeAdded.emit(node.id)
         for index, edge in sorted(removed.edges):
             self._graph.edges.insert(index, edge)
+            self._report = None
             self.edgeAdded.emit(edge)
         self._touched()
 
@@ -193,8 +198,10 @@ class Document(QObject):
         edges = [(i, e) for i, e in enumerate(self._graph.edges) if node_id in (e.src, e.dst)]
         for _, edge in reversed(edges):
             self._graph.disconnect(edge)
+            self._report = None
             self.edgeRemoved.emit(edge)
         node, _ = self._graph.remove_node(node_id)
+        self._report = None
         self.nodeRemoved.emit(node_id)
         self._touched()
         return Removed(node, edges, index)
@@ -208,14 +215,17 @@ class Document(QObject):
         """
         if check:
             edge = self._graph.connect(edge.src, edge.dst, edge.dst_port, edge.src_port)
+            self._report = None
         else:
             taken = self._graph.edge_into_port(edge.dst, edge.dst_port)
             if taken is not None:
                 raise GraphError(f"input '{edge.target}' is already fed by '{taken.src}'", node=edge.dst)
             self._graph.edges.append(edge)
+            self._report = None
         if index is not None and 0 <= index < len(self._graph.edges) - 1:
             self._graph.edges.remove(edge)
             self._graph.edges.insert(index, edge)
+            self._report = None
         self.edgeAdded.emit(edge)
         self._touched()
         return edge
@@ -224,12 +234,14 @@ class Document(QObject):
         """Remove a wire; returns its index in the edge list (for an exact undo)."""
         index = self._graph.edges.index(edge) if edge in self._graph.edges else -1
         self._graph.disconnect(edge)
+        self._report = None
         self.edgeRemoved.emit(edge)
         self._touched()
         return index
 
     def rename_node(self, old: str, new: str) -> None:
         self._graph.rename_node(old, new)
+        self._report = None
         self.nodeRenamed.emit(old, new)
         self._touched()
 
@@ -239,6 +251,7 @@ class Document(QObject):
         their ports, with their indices in the edge list."""
         before = [(i, e) for i, e in enumerate(self._graph.edges) if e.dst == node_id]
         old = self._graph.set_params(node_id, params)
+        self._report = None
         dropped = [(i, e) for i, e in before if e not in self._graph.edges]
         for _, edge in dropped:
             self.edgeRemoved.emit(edge)

@@ -136,7 +136,10 @@ SizeFn = Callable[[Node], Point]
 def layout_positions(graph: Graph, size_of: SizeFn, origin: Point = (0.0, 0.0)) -> dict[str, Point]:
     """Auto-layout of a whole graph (columns left to right, few crossings)."""
     nodes = list(graph.nodes)
-    edges = [(e.src, e.dst) for e in graph.edges]
+    edges = []
+    for e in graph.edges:
+        ports = graph.nodes[e.dst].input_ports()
+        edges.append((e.src, e.dst, ports.index(e.dst_port) / len(ports)))
     sizes = {n: size_of(graph.nodes[n]) for n in nodes}
     return layered_layout(nodes, edges, sizes, origin=origin)
 

@@ -24,13 +24,20 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 Size = tuple[float, float]
 NodeKey = Hashable
+#: A wire ``(src, dst)`` or ``(src, dst, port)``: ``port`` in [0, 1) is where on ``dst`` it
+#: enters (input ``k`` of ``n`` → ``k / n``), so that in0 is fed from above in1.
+EdgeSpec = tuple[NodeKey, NodeKey] | tuple[NodeKey, NodeKey, float]
 
 
-def assign_layers(nodes: Sequence[NodeKey], edges: Iterable[tuple[NodeKey, NodeKey]]) -> dict[NodeKey, int]:
+def _split(edge: EdgeSpec) -> tuple[NodeKey, NodeKey, float]:
+    return (edge[0], edge[1], float(edge[2])) if len(edge) > 2 else (edge[0], edge[1], 0.0)  # type: ignore[misc]
+
+
+def assign_layers(nodes: Sequence[NodeKey], edges: Iterable[EdgeSpec]) -> dict[NodeKey, int]:
     """Longest-path layering; edges that would close a cycle are ignored."""
     succ: dict[NodeKey, list[NodeKey]] = defaultdict(list)
     indeg = {n: 0 for n in nodes}
-    for a, b in edges:
+    for a, b, _ in map(_split, edges):
         if a in indeg and b in indeg and a != b:
             succ[a].append(b)
             indeg[b] += 1
@@ -53,12 +60,12 @@ def assign_layers(nodes: Sequence[NodeKey], edges: Iterable[tuple[NodeKey, NodeK
         indeg[rest[0]] = 0
 
 
-def count_crossings(left: Sequence[NodeKey], right: Sequence[NodeKey],
-                    edges: Iterable[tuple[NodeKey, NodeKey]]) -> int:
-    """Crossings between two adjacent columns: pairs of wires whose ends are inverted."""
+def count_crossings(left: Sequence[NodeKey], right: Sequence[NodeKey], edges: Iterable[EdgeSpec]) -> int:
+    """Crossings between two adjacent columns: pairs of wires whose ends are inverted
+    (ends on the same node count by port position)."""
     lpos = {n: i for i, n in enumerate(left)}
     rpos = {n: i for i, n in enumerate(right)}
-    pairs = sorted((lpos[a], rpos[b]) for a, b in edges if a in lpos and b in rpos)
+    pairs = sorted((lpos[a], rpos[b] + f) for a, b, f in map(_split, edges) if a in lpos and b in rpos)
     count = 0
     for i in range(len(pairs)):
         for j in range(i + 1, len(pairs)):
@@ -70,12 +77,13 @@ def count_crossings(left: Sequence[NodeKey], right: Sequence[NodeKey],
 class _Layered:
     """The working state: columns of real and dummy nodes and the wires between columns."""
 
-    def __init__(self, nodes: Sequence[NodeKey], edges: Sequence[tuple[NodeKey, NodeKey]]) -> None:
+    def __init__(self, nodes: Sequence[NodeKey], edges: Sequence[EdgeSpec]) -> None:
         self.layer = assign_layers(nodes, edges)
         self.dummies: set[NodeKey] = set()
         self.up: dict[NodeKey, list[NodeKey]] = defaultdict(list)
         self.down: dict[NodeKey, list[NodeKey]] = defaultdict(list)
-        for a, b in edges:
+        self.port: dict[tuple[NodeKey, NodeKey], float] = {}  # where a link enters its target
+        for a, b, f in map(_split, edges):
             if a not in self.layer or b not in self.layer or a == b:
                 continue
             la, lb = self.layer[a], self.layer[b]
@@ -83,25 +91,26 @@ class _Layered:
                 a, b, la, lb = b, a, lb, la
             prev = a
             for k in range(la + 1, lb):
-                dummy = ("__dummy__", a, b, k)
+                dummy = ("__dummy__", a, b, f, k)
                 self.dummies.add(dummy)
                 self.layer[dummy] = k
                 self._link(prev, dummy)
                 prev = dummy
-            self._link(prev, b)
+            self._link(prev, b, f)
         n_layers = max(self.layer.values(), default=-1) + 1
         self.columns: list[list[NodeKey]] = [[] for _ in range(n_layers)]
         for n in list(nodes) + [d for d in self.layer if d in self.dummies]:
             self.columns[self.layer[n]].append(n)
 
-    def _link(self, a: NodeKey, b: NodeKey) -> None:
+    def _link(self, a: NodeKey, b: NodeKey, port: float = 0.0) -> None:
         self.down[a].append(b)
         self.up[b].append(a)
+        self.port[(a, b)] = port
 
     def crossings(self, columns: list[list[NodeKey]]) -> int:
         total = 0
         for i in range(len(columns) - 1):
-            edges = [(a, b) for a in columns[i] for b in self.down[a]]
+            edges = [(a, b, self.port[(a, b)]) for a in columns[i] for b in self.down[a]]
             total += count_crossings(columns[i], columns[i + 1], edges)
         return total
 
@@ -119,8 +128,9 @@ class _Layered:
                 nbrs = self.up if forward else self.down
                 cur = {n: k for k, n in enumerate(cols[i])}
 
-                def bary(n: NodeKey, pos: dict = pos, nbrs: dict = nbrs, cur: dict = cur) -> float:
-                    ps = [pos[m] for m in nbrs[n] if m in pos]
+                def bary(n: NodeKey, pos: dict = pos, nbrs: dict = nbrs, cur: dict = cur,
+                         forward: bool = forward) -> float:
+                    ps = [pos[m] + (0.0 if forward else self.port[(n, m)]) for m in nbrs[n] if m in pos]
                     return sum(ps) / len(ps) if ps else float(cur[n])
 
                 cols[i].sort(key=lambda n, b=bary, c=cur: (b(n), c[n]))
@@ -163,7 +173,7 @@ def _place_column(col: list[NodeKey], want: dict[NodeKey, float], heights: dict[
 
 def layered_layout(
     nodes: Sequence[NodeKey],
-    edges: Sequence[tuple[NodeKey, NodeKey]],
+    edges: Sequence[EdgeSpec],
     sizes: Mapping[NodeKey, Size] | None = None,
     h_gap: float = 90.0,
     v_gap: float = 36.0,

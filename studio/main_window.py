@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.graph import Graph
+from engine.layers.base import CATEGORY_TITLES
 from studio import edits, theme
 from studio.about import show_about
 from studio.canvas import EditorScene, EditorView, card_size
@@ -413,7 +414,7 @@ class MainWindow(QMainWindow):
             menu.addSeparator()
         add = menu.addMenu("Add Layer")
         for category, entries in palette_entries().items():
-            sub = add.addMenu(category.title() if category != "io" else "Input / output")
+            sub = add.addMenu(CATEGORY_TITLES.get(category, category.title()))
             for entry in entries:
                 act = sub.addAction(entry.title)
                 act.triggered.connect(

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from engine.graph import Node
+from engine.graph import Edge, Node
 from studio import theme
 from studio.canvas.port_item import PortItem
 
@@ -53,6 +53,21 @@ def format_count(n: int) -> str:
     if n < 1_000_000:
         return f"{n / 1000:.1f}k params"
     return f"{n / 1e6:.2f}M params"
+
+
+class Wiring:
+    """Who feeds whom and each node's first problem, computed once per refresh."""
+
+    def __init__(self, doc: "Document") -> None:
+        self.into: dict[str, dict[str, Edge]] = {}
+        self.feeding: set[str] = set()
+        for e in doc.graph.edges:
+            self.into.setdefault(e.dst, {})[e.dst_port] = e
+            self.feeding.add(e.src)
+        self.problems: dict[str, str] = {}
+        for problem in doc.report.problems:
+            if problem.node is not None:
+                self.problems.setdefault(problem.node, problem.message)
 
 
 class _Fonts:
@@ -170,13 +185,15 @@ class NodeItem(QGraphicsItem):
         return self._path
 
     # -- state from the document ---------------------------------------------------------
-    def sync(self, doc: "Document") -> None:
-        """Refresh text, ports, badge and port states from the document's graph and report."""
+    def sync(self, doc: "Document", wiring: "Wiring | None" = None) -> None:
+        """Refresh text, ports, badge and port states from the document's graph and report.
+
+        ``wiring`` is the graph's connectivity computed once for a whole refresh, so that
+        refreshing every card stays linear in the size of the graph.
+        """
+        wiring = wiring or Wiring(doc)
         node = doc.graph.node(self.node_id)
-        ports = node.input_ports()
-        if tuple(self.inputs) != ports or card_size(node) != self._size:
-            self._size = card_size(node)
-            self._build_ports(ports)
+        self.rebuild_ports(node)
         report = doc.report
         shape = report.shapes.get(self.node_id)
         in_shapes = report.in_shapes.get(self.node_id, [])
@@ -187,20 +204,27 @@ class NodeItem(QGraphicsItem):
         self.key_text = node.layer.summary_text(node.params)
         self.shape_text = format_shape(shape)
         self.count_text = format_count(count) if count else ""
-        self.problem = doc.problem_for(self.node_id)
+        self.problem = wiring.problems.get(self.node_id)
         self.badge.setVisible(self.problem is not None)
         self.badge.setToolTip(self.problem or "")
         self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{node.layer.help}")
-        sources = {e.dst_port: e for e in doc.graph.edges_into(self.node_id)}
+        sources = wiring.into.get(self.node_id, {})
         for i, (name, port) in enumerate(self.inputs.items()):
             edge = sources.get(name)
             got = in_shapes[i] if i < len(in_shapes) else None
             tip = f"input '{name}'" + (f" ← {edge.src} ({format_shape(got)})" if edge else " (not connected)")
             port.set_state(len(got) if got else None, edge is not None, tip)
-        used = bool(doc.graph.edges_from(self.node_id))
+        used = self.node_id in wiring.feeding
         self.output.set_state(len(shape) if shape else None, used,
                               f"output {format_shape(shape)}; drag to an input port to connect")
         self.update()
+
+    def rebuild_ports(self, node: Node) -> None:
+        """Match the input ports (and card size) to the node's current parameters."""
+        ports = node.input_ports()
+        if tuple(self.inputs) != ports or card_size(node) != self._size:
+            self._size = card_size(node)
+            self._build_ports(ports)
 
     def set_tint(self, color: QColor | None) -> None:
         """Overlay hook: wash the card body with ``color`` (its alpha is respected)."""

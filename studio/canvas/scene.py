@@ -16,7 +16,7 @@ from engine.graph import Edge
 from studio import theme
 from studio.canvas.edge_item import EdgeItem
 from studio.canvas.interactions import Interaction, MoveNodes, NewLink
-from studio.canvas.node_item import GRID, NodeItem, format_shape
+from studio.canvas.node_item import GRID, NodeItem, Wiring, format_shape
 from studio.canvas.port_item import HIT_RADIUS, PortItem
 from studio.document import Document
 
@@ -62,12 +62,13 @@ class EditorScene(QGraphicsScene):
         self.item_for_node.clear()
         self.item_for_edge.clear()
         for node_id in self.document.graph.nodes:
-            self._on_node_added(node_id, refresh=False)
+            self._on_node_added(node_id)
         for edge in self.document.graph.edges:
             self._on_edge_added(edge)
         self.refresh()
 
-    def _on_node_added(self, node_id: str, refresh: bool = True) -> None:
+    def _on_node_added(self, node_id: str) -> None:
+        """A card for a new node; its texts are filled by :meth:`refresh` (``changed``)."""
         node = self.document.graph.node(node_id)
         item = NodeItem(node)
         pos = self.document.position(node_id)
@@ -75,8 +76,6 @@ class EditorScene(QGraphicsScene):
         item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, self.document.editable)
         self.addItem(item)
         self.item_for_node[node_id] = item
-        if refresh:
-            item.sync(self.document)
 
     def _on_node_removed(self, node_id: str) -> None:
         item = self.item_for_node.pop(node_id, None)
@@ -103,9 +102,10 @@ class EditorScene(QGraphicsScene):
             self.item_for_edge[edge_item.edge] = edge_item
 
     def _on_node_changed(self, node_id: str) -> None:
+        """Parameters changed; ports may have come or gone: rebuild them before wires move."""
         item = self.item_for_node.get(node_id)
         if item is not None:
-            item.sync(self.document)
+            item.rebuild_ports(self.document.graph.node(node_id))
             for edge_item in item.edges:
                 edge_item.update_path()
 
@@ -127,8 +127,9 @@ class EditorScene(QGraphicsScene):
         """Re-read shapes, counts, problems and labels after an edit (one shape inference)."""
         doc = self.document
         shapes = doc.report.shapes
+        wiring = Wiring(doc)
         for item in self.item_for_node.values():
-            item.sync(doc)
+            item.sync(doc, wiring)
         for edge, item in self.item_for_edge.items():
             item.set_label(format_shape(shapes.get(edge.src)))
 

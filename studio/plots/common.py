@@ -1,0 +1,274 @@
+"""What every plot panel shares: theme-aware styling, depth colours, redraw policy, export.
+
+A :class:`PlotPanel` owns one ``pyqtgraph.GraphicsLayoutWidget`` whose items are created
+once; :meth:`PlotPanel.refresh` is called on every drain of the training buffer and redraws
+(``setData``) only when the panel is on screen and its run recorded something new since the
+last draw. Hidden docks and tabs cost nothing; showing one redraws it at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from studio.training.history import RunRecord
+
+pg.setConfigOptions(antialias=True, useOpenGL=False)
+
+#: Input side → output side. Mid-lightness hues that read on light and dark backgrounds.
+DEPTH_STOPS = ("#3f6fd8", "#1fa2b4", "#49a84b", "#dca126", "#d9453d")
+#: Log gradient norms (heat map, canvas tint): dark = vanishing, bright = strong.
+GRADIENT_MAP = pg.colormap.get("viridis")
+MAX_POINTS = 600  # decimated points per curve (the full history stays in the RunRecord)
+FLOOR = 1e-30  # log axes: exact zeros are drawn at this value
+
+
+def depth_colors(n: int) -> list[QColor]:
+    """``n`` colours along the depth scale (first layer blue … last layer red)."""
+    cmap = pg.ColorMap(np.linspace(0.0, 1.0, len(DEPTH_STOPS)), [QColor(c) for c in DEPTH_STOPS])
+    if n <= 1:
+        return [QColor(DEPTH_STOPS[0])] * n
+    return [cmap.map(i / (n - 1), mode="qcolor") for i in range(n)]
+
+
+def grad_color(t: float, alpha: int = 255) -> QColor:
+    """Colour of a normalised log gradient norm ``t`` in [0, 1] on :data:`GRADIENT_MAP`."""
+    c = GRADIENT_MAP.map(float(min(1.0, max(0.0, t))), mode="qcolor")
+    c.setAlpha(alpha)
+    return c
+
+
+def log_range(values: np.ndarray, span: float = 1.0) -> tuple[float, float]:
+    """A (lo, hi) range of log10 of the finite positive ``values``, at least ``span`` wide."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if not v.size:
+        return -6.0, 0.0
+    lo, hi = float(np.log10(v.min())), float(np.log10(v.max()))
+    if hi - lo < span:
+        mid = (hi + lo) / 2
+        lo, hi = mid - span / 2, mid + span / 2
+    return math.floor(lo), math.ceil(hi)
+
+
+def superscript(n: int) -> str:
+    return str(n).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+class PowerAxis(pg.AxisItem):
+    """An axis over log10 values that labels ticks as powers of ten (10⁻⁶ … 10⁰)."""
+
+    def __init__(self, orientation: str, **kw: Any) -> None:
+        super().__init__(orientation, **kw)
+        self.enableAutoSIPrefix(False)
+
+    def tickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        return [f"10{superscript(int(round(v)))}" if abs(v - round(v)) < 1e-6 else "" for v in values]
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802,N803
+        span = max(maxVal - minVal, 1e-9)
+        room = max(2, int(size / (22 if self.orientation in ("left", "right") else 50)))
+        major = float(max(1, math.ceil(span / room)))
+        return [(major, 0.0)]
+
+
+class LogAxis(pg.AxisItem):
+    """A log-mode axis labelled 10⁻⁶ … 10⁰ throughout (pyqtgraph mixes 0.001 and 10⁻⁶)."""
+
+    def __init__(self, orientation: str, **kw: Any) -> None:
+        super().__init__(orientation, **kw)
+        self.enableAutoSIPrefix(False)
+
+    def logTickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        whole = [abs(v - round(v)) < 1e-6 for v in values]
+        if sum(whole) >= 2:
+            pairs = zip(values, whole, strict=True)
+            return [f"10{superscript(int(round(v)))}" if w else "" for v, w in pairs]
+        return [f"{10.0 ** v:.2g}" for v in values]
+
+
+class NamesAxis(pg.AxisItem):
+    """An axis whose integer ticks are names (layers by depth), thinned to what fits."""
+
+    def __init__(self, orientation: str, **kw: Any) -> None:
+        super().__init__(orientation, **kw)
+        self.names: list[str] = []
+
+    def set_names(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.picture = None
+        self.update()
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802,N803
+        n = len(self.names)
+        if not n:
+            return []
+        lo, hi = max(0, math.ceil(minVal)), min(n - 1, math.floor(maxVal))
+        if hi < lo:
+            return []
+        if self.orientation in ("left", "right"):
+            per = 15.0
+        else:
+            per = 7.0 * max(len(name) for name in self.names) + 10.0
+        every = max(1, math.ceil((hi - lo + 1) / max(1.0, size / per)))
+        return [(float(every), [float(i) for i in range(lo, hi + 1) if (i - lo) % every == 0])]
+
+    def tickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        out = []
+        for v in values:
+            i = int(round(v))
+            out.append(self.names[i] if 0 <= i < len(self.names) else "")
+        return out
+
+
+def palette_colors() -> tuple[QColor, QColor, QColor]:
+    """(background, foreground, dim foreground) of the current application palette."""
+    pal = QGuiApplication.palette()
+    bg = pal.color(QPalette.ColorRole.Base)
+    fg = pal.color(QPalette.ColorRole.Text)
+    dim = QColor(fg)
+    dim.setAlpha(140)
+    return bg, fg, dim
+
+
+def is_dark() -> bool:
+    return QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def style_plot(plot: pg.PlotItem, title: str, left: str = "", bottom: str = "") -> None:
+    """Axis pens, labels and title in the palette's colours; a faint grid."""
+    _, fg, dim = palette_colors()
+    for name in ("left", "bottom", "right", "top"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen(dim))
+        axis.setTextPen(pg.mkPen(fg))
+    plot.setTitle(title, color=fg.name(), size="10pt")
+    if left:
+        plot.setLabel("left", left, color=fg.name())
+    if bottom:
+        plot.setLabel("bottom", bottom, color=fg.name())
+    plot.showGrid(x=True, y=True, alpha=0.18)
+    plot.getAxis("left").enableAutoSIPrefix(False)
+
+
+def style_legend(legend: pg.LegendItem | None) -> None:
+    if legend is None:
+        return
+    bg, fg, dim = palette_colors()
+    fill = QColor(bg)
+    fill.setAlpha(200)
+    legend.setBrush(pg.mkBrush(fill))
+    legend.setPen(pg.mkPen(dim))
+    legend.setLabelTextColor(fg)
+    for _, label in legend.items:
+        label.setText(label.text)
+
+
+def ghost_pen(color: QColor, width: float = 1.4) -> Any:
+    c = QColor(color)
+    c.setAlpha(150)
+    pen = pg.mkPen(c, width=width)
+    pen.setDashPattern([4.0, 3.0])
+    return pen
+
+
+def positive(values: np.ndarray) -> np.ndarray:
+    """For log axes: NaN stays NaN (a gap), zero and negatives become :data:`FLOOR`."""
+    out = np.array(values, dtype=np.float64, copy=True)
+    with np.errstate(invalid="ignore"):
+        out[out <= 0] = FLOOR
+    return out
+
+
+class PlotPanel(QWidget):
+    """Base of the plot panels: one layout widget, redraw on change while visible."""
+
+    title = "Plot"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.ci.setContentsMargins(6, 6, 6, 6)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.glw)
+        self.record: RunRecord | None = None
+        self.ghost: RunRecord | None = None
+        self._drawn: tuple[int, int, int, int] | None = None
+        self.draw_count = 0
+        self.draw_times: list[float] = []
+        self._build()
+        self.restyle()
+
+    # -- subclasses -------------------------------------------------------------------------
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    def _style(self) -> None:
+        """Re-apply palette colours to titles, axes and legends."""
+
+    # -- policy ----------------------------------------------------------------------------
+    def set_record(self, record: RunRecord | None) -> None:
+        self.record = record
+        self._drawn = None
+        self.refresh()
+
+    def set_ghost(self, record: RunRecord | None) -> None:
+        self.ghost = record if record is not self.record else None
+        self._drawn = None
+        self.refresh()
+
+    def on_screen(self) -> bool:
+        return self.isVisible() and not self.glw.viewport().visibleRegion().isEmpty()
+
+    def refresh(self, force: bool = False) -> bool:
+        """Redraw if visible and something changed (or ``force``); True if it drew."""
+        if not force and not self.on_screen():
+            return False
+        key = (id(self.record), self.record.version if self.record else -1,
+               id(self.ghost), self.ghost.version if self.ghost else -1)
+        if not force and key == self._drawn:
+            return False
+        self._drawn = key
+        self._draw()
+        self.draw_count += 1
+        self.draw_times.append(time.perf_counter())
+        if len(self.draw_times) > 512:
+            del self.draw_times[:256]
+        return True
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        QTimer.singleShot(0, self.refresh)  # once the layout has given the viewport its size
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt name)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.restyle()
+        super().changeEvent(event)
+
+    def restyle(self) -> None:
+        bg, _, _ = palette_colors()
+        self.glw.setBackground(bg)
+        self._style()
+        self._drawn = None
+        if self.record is not None or self.ghost is not None:
+            self.refresh(force=True)
+
+    def export_png(self, path: str | Path) -> None:
+        """Save what the panel shows (at its current size) as a PNG."""
+        if self.record is not None or self.ghost is not None:
+            self.refresh(force=True)
+        image = self.glw.grab()
+        if not image.save(str(path), "PNG"):
+            raise OSError(f"could not write {path}")

@@ -1,0 +1,230 @@
+"""Gradient flow: per-layer gradient norms over time, by depth, and as a heat map.
+
+Three views of the same numbers — the L2 norm of each layer's parameter gradient, every
+step — which together show vanishing (or exploding) gradients at a glance:
+
+* **over time**: one log-scale curve per layer, coloured by depth (blue = first layer,
+  red = last), with a legend;
+* **by depth**: bars of the current norms from input to output (the vanishing picture: in a
+  deep sigmoid network the first bar is orders of magnitude below the last), with an
+  earlier run as a dashed ghost for comparison;
+* **heat map**: layer × time image of log10 norms with a colour bar.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QTimer
+from PySide6.QtGui import QColor
+
+from studio.plots.common import (
+    GRADIENT_MAP,
+    MAX_POINTS,
+    LogAxis,
+    NamesAxis,
+    PlotPanel,
+    PowerAxis,
+    depth_colors,
+    ghost_pen,
+    log_range,
+    palette_colors,
+    positive,
+    style_legend,
+    style_plot,
+    superscript,
+)
+
+RECENT = 20  # bars and tints show the geometric mean of this many recent steps
+
+
+def ratio_text(first: float, last: float) -> str:
+    """'first layer gets 10⁻⁴·³ × the last layer's gradient' in words a student reads."""
+    if not (first > 0 and last > 0 and math.isfinite(first) and math.isfinite(last)):
+        return ""
+    r = first / last
+    if 0.2 <= r <= 5:
+        return f"first ÷ last layer gradient: {r:.2g}× (healthy flow)"
+    exp = math.log10(r)
+    return f"first ÷ last layer gradient: 10{superscript(round(exp))} ({r:.1e}×)"
+
+
+class GradientPanel(PlotPanel):
+    """Per-layer gradient norms: curves (log), bars by depth, heat map (see module docstring)."""
+
+    title = "Gradient flow"
+
+    def _build(self) -> None:
+        glw = self.glw
+        self.curves_plot: pg.PlotItem = glw.addPlot(row=0, col=0, colspan=2,
+                                                    axisItems={"left": LogAxis("left")})
+        self.curves_plot.setLogMode(y=True)
+        self.curves_plot.setClipToView(True)
+        holder = glw.addViewBox(row=0, col=2, enableMouse=False)
+        holder.setMenuEnabled(False)
+        holder.setFixedWidth(150)
+        self.legend = pg.LegendItem(offset=(0, 0), colCount=1, labelTextSize="8pt")
+        self.legend.setParentItem(holder)
+        self.legend.anchor((0, 0), (0, 0), offset=(4, 24))
+        self.legend_holder = holder
+        self.bar_axis = NamesAxis("bottom")
+        self.bars_plot: pg.PlotItem = glw.addPlot(row=1, col=0, axisItems={"left": PowerAxis("left"),
+                                                                             "bottom": self.bar_axis})
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, y0=0)
+        self.bars_plot.addItem(self.bars)
+        self.ghost_bars = pg.PlotDataItem([], [], symbol="o", symbolSize=6)
+        self.bars_plot.addItem(self.ghost_bars)
+        self.bars_legend = pg.LegendItem(offset=(6, 26), labelTextSize="8pt")
+        self.bars_legend.setParentItem(self.bars_plot.getViewBox())
+        self.bars_legend.setVisible(False)
+        self.ratio_label = pg.TextItem("", anchor=(0, 0))
+        self.ratio_label.setParentItem(self.bars_plot.getViewBox())
+        self.ratio_label.setPos(6, 2)
+        self.heat_axis = NamesAxis("left")
+        self.heat_plot: pg.PlotItem = glw.addPlot(row=1, col=1, colspan=2, axisItems={"left": self.heat_axis})
+        self.heat = pg.ImageItem(axisOrder="col-major")
+        self.heat_plot.addItem(self.heat)
+        self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=GRADIENT_MAP, label="log₁₀ ‖∇‖",
+                                        interactive=False, width=14, colorMapMenu=False)
+        self.colorbar.setImageItem(self.heat, insert_in=self.heat_plot)
+        glw.ci.layout.setRowStretchFactor(0, 3)
+        glw.ci.layout.setRowStretchFactor(1, 2)
+        self.curves: list[pg.PlotDataItem] = []
+        self.ghost_curves: list[pg.PlotDataItem] = []
+        self._nodes: list[str] = []
+        self._ghost_key: tuple[int, int] | None = None
+        self.values = np.zeros(0)
+
+    def _style(self) -> None:
+        style_plot(self.curves_plot, "Gradient norm per layer over time", "‖∇W‖ (log)", "step")
+        style_plot(self.bars_plot, f"Gradient norm by depth (input → output), mean of last {RECENT} steps",
+                   "‖∇W‖ (log)", "layer")
+        style_plot(self.heat_plot, "Layer × time: log₁₀ gradient norm", "layer", "step")
+        self.heat_plot.showGrid(x=False, y=False)
+        style_legend(self.legend)
+        style_legend(self.bars_legend)
+        self.legend.setBrush(pg.mkBrush(None))
+        self.legend.setPen(pg.mkPen(None))
+        _, fg, _ = palette_colors()
+        self.ratio_label.setColor(fg)
+        _, _, dim = palette_colors()
+        for name in ("left", "right", "top", "bottom"):
+            axis = self.colorbar.getAxis(name)
+            axis.setPen(pg.mkPen(dim))
+            axis.setTextPen(pg.mkPen(fg))
+        self.colorbar.getAxis("left").setLabel("log₁₀ ‖∇‖", color=fg.name())
+
+    # -- construction per run ---------------------------------------------------------------
+    def _ensure_curves(self, nodes: list[str]) -> None:
+        """Create one curve per layer (once per run: later frames only call setData)."""
+        if nodes == self._nodes:
+            return
+        for curve in self.curves:
+            self.curves_plot.removeItem(curve)
+        self.legend.clear()
+        self._nodes = list(nodes)
+        colors = depth_colors(len(nodes))
+        self.curves = []
+        for nid, color in zip(nodes, colors, strict=True):
+            curve = pg.PlotDataItem([], [], pen=pg.mkPen(color, width=1.6), name=nid)
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+            self.curves_plot.addItem(curve)
+            self.legend.addItem(curve, nid)
+            self.curves.append(curve)
+        self._fit_legend()
+        self.bar_axis.set_names(nodes)
+        self.heat_axis.set_names(nodes)
+        if colors:  # (pyqtgraph 0.14 fails on an empty pens list)
+            self.bars.setOpts(x=[], height=[], brushes=[pg.mkBrush(c) for c in colors],
+                              pens=[pg.mkPen(c.darker(130)) for c in colors])
+        self.bars_plot.setXRange(-0.6, max(0, len(nodes) - 1) + 0.6, padding=0)
+        self._ghost_key = None
+
+    def _fit_legend(self) -> None:
+        """As many legend columns as the plot's height needs (one row ≈ 18 px)."""
+        rows = max(3, int((self.curves_plot.height() - 30) / 18))
+        cols = max(1, math.ceil(len(self._nodes) / rows))
+        if cols != self.legend.columnCount:
+            self.legend.setColumnCount(cols)
+            self.legend_holder.setFixedWidth(20 + 75 * cols)
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        QTimer.singleShot(0, self._fit_legend)  # after the layout has given the plot its size
+
+    # -- drawing ----------------------------------------------------------------------------
+    def bar_values(self) -> np.ndarray:
+        """The norms the bars show (first layer first): what the tests check."""
+        return self.values.copy()
+
+    def _draw(self) -> None:
+        rec = self.record
+        if rec is None:
+            self._ensure_curves([])
+            self._draw_ghost()
+            return
+        self._ensure_curves(rec.nodes)
+        if not rec.nodes or not rec.n_steps:
+            self.values = np.zeros(len(rec.nodes))
+            for curve in self.curves:
+                curve.setData([], [])
+            self.bars.setOpts(x=[], height=[])
+            self.heat.clear()
+            self.ratio_label.setText("")
+            self._draw_ghost()
+            return
+        steps, _, grads = rec.step_view(MAX_POINTS)
+        for i, curve in enumerate(self.curves):
+            curve.setData(steps, positive(grads[:, i]))
+        self.values = rec.recent_norms(RECENT)
+        lo, hi = log_range(np.concatenate([self.values, grads.ravel()]))
+        with np.errstate(divide="ignore"):
+            logs = np.log10(np.where(self.values > 0, self.values, 10.0 ** lo))
+        self.bars.setOpts(x=np.arange(len(logs)), height=logs - lo, y0=lo)
+        self.bars_plot.setYRange(lo, hi + 0.3, padding=0)
+        self.ratio_label.setText(ratio_text(self.values[0], self.values[-1]) if len(self.values) > 1 else "")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            image = np.log10(np.where(grads > 0, grads, 10.0 ** lo))
+        image = np.where(np.isfinite(image), image, lo)
+        self.heat.setImage(image, autoLevels=False, levels=(lo, hi))
+        x0, x1 = float(steps[0]), float(steps[-1])
+        self.heat.setRect(QRectF(x0, -0.5, max(x1 - x0, 1.0), len(rec.nodes)))
+        self.colorbar.setLevels((lo, hi))
+        self._draw_ghost()
+
+    def _draw_ghost(self) -> None:
+        ghost = self.ghost
+        key = (id(ghost), ghost.version) if ghost is not None else None
+        if key == self._ghost_key:
+            return
+        self._ghost_key = key
+        for curve in self.ghost_curves:
+            self.curves_plot.removeItem(curve)
+        self.ghost_curves = []
+        self.bars_legend.clear()
+        if ghost is None or not ghost.n_steps or not ghost.nodes:
+            self.ghost_bars.setData([], [])
+            self.bars_legend.setVisible(False)
+            return
+        steps, _, grads = ghost.step_view(MAX_POINTS // 2)
+        colors = depth_colors(len(ghost.nodes))
+        for i, color in enumerate(colors):
+            curve = pg.PlotDataItem(steps, positive(grads[:, i]), pen=ghost_pen(color, 1.0))
+            curve.setZValue(-10)
+            self.curves_plot.addItem(curve)
+            self.ghost_curves.append(curve)
+        values = ghost.recent_norms(RECENT)
+        n, m = max(len(self._nodes), 1), len(values)
+        xs = np.arange(m) * ((n - 1) / (m - 1) if m > 1 else 0.0)
+        with np.errstate(divide="ignore"):
+            logs = np.log10(np.where(values > 0, values, 1e-30))
+        _, fg, _ = palette_colors()
+        ghost_color = QColor(fg)
+        self.ghost_bars.setData(xs, logs, pen=ghost_pen(ghost_color, 1.6), symbolBrush=None,
+                                symbolPen=pg.mkPen(ghost_color), name=f"ghost {ghost.label}")
+        self.ghost_bars.setZValue(10)
+        self.bars_legend.addItem(self.ghost_bars, f"ghost: {ghost.label}")
+        self.bars_legend.setVisible(True)
