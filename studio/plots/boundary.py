@@ -65,6 +65,11 @@ class BoundaryPanel(PlotPanel):
     """Decision regions + data for 2-D classification; data + fitted curve for 1-D regression."""
 
     title = "Decision boundary"
+    empty_hint = ("The training data and, once trained, the decision regions (2-D classification) "
+                  "or the fitted curve (1-D regression) appear here.")
+
+    def has_content(self) -> bool:
+        return self.X is not None or super().has_content()
 
     def _build(self) -> None:
         self.plot: pg.PlotItem = self.glw.addPlot()
@@ -94,6 +99,7 @@ class BoundaryPanel(PlotPanel):
         self._later.timeout.connect(lambda: self.refresh(force=True))
         self._weights_version = 0
         self.frames = 0
+        self._adapt = True
 
     def _style(self) -> None:
         titles = {"class2d": ("Decision boundary (colour = predicted class, line = 50 %)", "x₂", "x₁"),
@@ -114,7 +120,18 @@ class BoundaryPanel(PlotPanel):
         self.mode = mode_for(self.X, task)
         self._style()
         self._draw_data()
+        self._update_hint()
         self.weights_changed()
+
+    def settle(self) -> None:
+        """The weights stopped moving (run over): one sharp redraw at full resolution."""
+        self.grid = MAX_GRID
+        self._weights_version += 1
+        self._adapt = False  # this one frame may take longer than a live frame's budget
+        try:
+            self.refresh(force=True)
+        finally:
+            self._adapt = True
 
     def weights_changed(self) -> None:
         """The model's weights moved (a step, a reset): redraw soon, at most MAX_HZ."""
@@ -191,7 +208,9 @@ class BoundaryPanel(PlotPanel):
             self.note.setText(f"preview unavailable: {err}")
             return
         self.predict_ms = 1000 * (time.perf_counter() - t0)
-        if self.predict_ms > BUDGET_MS and self.grid > MIN_GRID:
+        if not self._adapt:
+            pass
+        elif self.predict_ms > BUDGET_MS and self.grid > MIN_GRID:
             self.grid = max(MIN_GRID, int(self.grid * 0.75))
         elif self.predict_ms < BUDGET_MS / 3 and self.grid < MAX_GRID:
             self.grid = min(MAX_GRID, int(self.grid * 1.2) + 1)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from studio.training.history import RunRecord
 
@@ -150,13 +150,15 @@ def style_plot(plot: pg.PlotItem, title: str, left: str = "", bottom: str = "") 
         axis = plot.getAxis(name)
         axis.setPen(pg.mkPen(dim))
         axis.setTextPen(pg.mkPen(fg))
+        # pyqtgraph 0.14 rescales unit-less axes spanning < 1 to "×0.001" ticks: plot the true values.
+        axis.setSIPrefixEnableRanges(())
+        axis.updateAutoSIPrefix()
     plot.setTitle(title, color=fg.name(), size="10pt")
     if left:
         plot.setLabel("left", left, color=fg.name())
     if bottom:
         plot.setLabel("bottom", bottom, color=fg.name())
     plot.showGrid(x=True, y=True, alpha=0.18)
-    plot.getAxis("left").enableAutoSIPrefix(False)
 
 
 def style_legend(legend: pg.LegendItem | None) -> None:
@@ -192,6 +194,7 @@ class PlotPanel(QWidget):
     """Base of the plot panels: one layout widget, redraw on change while visible."""
 
     title = "Plot"
+    empty_hint = "Press Train (F5) to start a run; its curves appear here as it trains."
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -200,6 +203,12 @@ class PlotPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.glw)
+        # Empty axes look broken; until a run exists the panel says what will appear.
+        self.hint = QLabel(self.empty_hint, self)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setAutoFillBackground(True)
+        self.hint.setObjectName("plotEmptyHint")
         self.record: RunRecord | None = None
         self.ghost: RunRecord | None = None
         self._drawn: tuple[int, int, int, int] | None = None
@@ -207,6 +216,7 @@ class PlotPanel(QWidget):
         self.draw_times: list[float] = []
         self._build()
         self.restyle()
+        self._update_hint()
 
     # -- subclasses -------------------------------------------------------------------------
     def _build(self) -> None:
@@ -222,11 +232,25 @@ class PlotPanel(QWidget):
     def set_record(self, record: RunRecord | None) -> None:
         self.record = record
         self._drawn = None
+        self._update_hint()
         self.refresh()
+
+    def has_content(self) -> bool:
+        """Whether there is anything to draw (otherwise the empty hint shows)."""
+        return self.record is not None or self.ghost is not None
+
+    def _update_hint(self) -> None:
+        self.hint.setVisible(not self.has_content())
+        self.hint.raise_()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self.hint.setGeometry(self.rect())
 
     def set_ghost(self, record: RunRecord | None) -> None:
         self.ghost = record if record is not self.record else None
         self._drawn = None
+        self._update_hint()
         self.refresh()
 
     def on_screen(self) -> bool:
@@ -258,8 +282,10 @@ class PlotPanel(QWidget):
         super().changeEvent(event)
 
     def restyle(self) -> None:
-        bg, _, _ = palette_colors()
+        bg, _, dim = palette_colors()
         self.glw.setBackground(bg)
+        self.hint.setStyleSheet(f"background: {bg.name()}; color: {dim.name(QColor.NameFormat.HexArgb)};"
+                                " font-size: 13px; padding: 24px;")
         self._style()
         self._drawn = None
         if self.record is not None or self.ghost is not None:

@@ -26,7 +26,7 @@ def _pen(color: QColor, width: float = 1.8) -> object:
 class CurvesPanel(PlotPanel):
     """Loss per step (train), loss per epoch (train/val), accuracy per epoch (train/val)."""
 
-    title = "Loss & accuracy"
+    title = "Loss and accuracy"
 
     def _build(self) -> None:
         glw = self.glw

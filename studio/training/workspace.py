@@ -275,6 +275,7 @@ class TrainingWorkspace(QObject):
         self.runs_panel.set_runs(self.controller.runs)
         for panel in self.plots.values():
             panel.refresh()
+        self.boundary.settle()
         self._update_status()
 
     def _on_weights_changed(self) -> None:
