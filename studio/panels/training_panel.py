@@ -174,7 +174,7 @@ class TrainingPanel(QWidget):
         self.l2.valueChanged.connect(lambda v: self._set_decay("l2", v))
         self.l1 = _float_box(0.0, 10.0, "L1 weight decay: adds λ·Σ|W| to the loss", log=True)
         self.l1.valueChanged.connect(lambda v: self._set_decay("l1", v))
-        self.clip_on = QCheckBox("clip the global gradient norm to")
+        self.clip_on = QCheckBox("clip gradient norm to")
         self.clip_on.toggled.connect(lambda on: self._set("clip_norm", self.clip.value() if on else None))
         self.clip = _float_box(1e-6, 1e6, "maximum L2 norm of all gradients together", log=True)
         self.clip.valueChanged.connect(
@@ -188,7 +188,7 @@ class TrainingPanel(QWidget):
     def _build_stopping(self) -> QGroupBox:
         box = QGroupBox("Early stopping")
         form = QFormLayout(box)
-        self.early_on = QCheckBox("stop when the monitored loss stops improving")
+        self.early_on = QCheckBox("stop when the loss stops improving")
         self.early_on.setToolTip("monitors the validation loss (training loss without a validation split)")
         self.early_on.toggled.connect(self._set_early_on)
         self.patience = _int_box(1, 1_000_000, "epochs without improvement before stopping")
