@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
 from studio.plots.common import NamesAxis, PlotPanel, depth_colors, palette_colors, style_legend, style_plot
+from studio.training.history import RunRecord
 
 SATURATED = QColor("#e07a3f")
 DEAD = QColor("#d9453d")
@@ -59,6 +60,10 @@ class ActivationPanel(PlotPanel):
         _, fg, dim = palette_colors()
         self.empty_note.setColor(fg)
         self.errors.setData(pen=pg.mkPen(dim, width=1.4))
+
+    def content_version(self, record: RunRecord | None) -> int:
+        """Only new activation samples change this panel, not every step."""
+        return len(record.stats_steps) if record is not None else -1
 
     def _draw(self) -> None:
         rec = self.record

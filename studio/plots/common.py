@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from studio.training.history import RunRecord
 
@@ -190,6 +190,48 @@ def positive(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def grown_end(current: float, needed: float) -> float:
+    """The right end of a live x range: kept until the data passes it, then the next 1-2-5 value
+    ≥ 1.25 × the data.
+
+    Moving the range every frame makes pyqtgraph rebuild both axes and every curve's path
+    each frame; growing in steps keeps most frames to a plain repaint.
+    """
+    if needed <= current:
+        return current
+    target = max(needed * 1.25, 10.0)
+    magnitude = 10.0 ** math.floor(math.log10(target))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= target)
+
+
+class SteadyRange:
+    """Sets a plot's view range only when it really changes (x grows in steps, log y in decades)."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        plot.disableAutoRange()
+        self._x: tuple[float, float] | None = None
+        self._y: tuple[float, float] | None = None
+
+    def reset(self) -> None:
+        self._x = self._y = None
+
+    def update(self, x0: float, x1: float, y: tuple[float, float] | None = None) -> None:
+        end = grown_end(self._x[1] if self._x and self._x[0] == x0 else x0, x1)
+        if (x0, end) != self._x:
+            self._x = (x0, end)
+            self.plot.setXRange(x0, end, padding=0.02)
+        if y is not None and y != self._y:
+            self._y = y
+            self.plot.setYRange(*y, padding=0.02)
+
+
+def cache_axes(plot: pg.PlotItem) -> None:
+    """Paint axes from a cached pixmap: repainted curves then do not replay every tick label."""
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
 class PlotPanel(QWidget):
     """Base of the plot panels: one layout widget, redraw on change while visible."""
 
@@ -215,6 +257,9 @@ class PlotPanel(QWidget):
         self.draw_count = 0
         self.draw_times: list[float] = []
         self._build()
+        for item in self.glw.ci.items:
+            if isinstance(item, pg.PlotItem):
+                cache_axes(item)
         self.restyle()
         self._update_hint()
 
@@ -234,6 +279,10 @@ class PlotPanel(QWidget):
         self._drawn = None
         self._update_hint()
         self.refresh()
+
+    def content_version(self, record: RunRecord | None) -> int:
+        """Changes whenever what this panel shows of ``record`` changes (default: any new event)."""
+        return record.version if record is not None else -1
 
     def has_content(self) -> bool:
         """Whether there is anything to draw (otherwise the empty hint shows)."""
@@ -260,8 +309,8 @@ class PlotPanel(QWidget):
         """Redraw if visible and something changed (or ``force``); True if it drew."""
         if not force and not self.on_screen():
             return False
-        key = (id(self.record), self.record.version if self.record else -1,
-               id(self.ghost), self.ghost.version if self.ghost else -1)
+        key = (id(self.record), self.content_version(self.record),
+               id(self.ghost), self.content_version(self.ghost))
         if not force and key == self._drawn:
             return False
         self._drawn = key

@@ -12,7 +12,17 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from studio.plots.common import LogAxis, PlotPanel, ghost_pen, positive, style_legend, style_plot
+from studio.plots.common import (
+    LogAxis,
+    PlotPanel,
+    SteadyRange,
+    ghost_pen,
+    log_range,
+    positive,
+    style_legend,
+    style_plot,
+)
+from studio.training.history import RunRecord
 
 TRAIN = QColor("#3d7fd9")
 VAL = QColor("#e07a3f")
@@ -37,7 +47,8 @@ class CurvesPanel(PlotPanel):
         self.step_legend = self.step_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         light = QColor(TRAIN)
         light.setAlpha(170)
-        self.step_curve = self.step_plot.plot([], [], pen=_pen(light, 1.2), name="train loss (per step)")
+        self.step_curve = self.step_plot.plot([], [], pen=_pen(light, 1.2), name="train loss (per step)",
+                                              antialias=False)  # thousands of points, redrawn live
         self.step_curve.setDownsampling(auto=True, method="peak")
         self.step_curve.setClipToView(True)
         self.step_ghost = self.step_plot.plot([], [], pen=ghost_pen(TRAIN))
@@ -49,7 +60,6 @@ class CurvesPanel(PlotPanel):
         self.loss_ghost_train = self.loss_plot.plot([], [], pen=ghost_pen(TRAIN))
         self.loss_ghost_val = self.loss_plot.plot([], [], pen=ghost_pen(VAL))
         self.acc_plot: pg.PlotItem = glw.addPlot(row=1, col=1)
-        self.acc_plot.setYRange(0, 1.02, padding=0)
         self.acc_legend = self.acc_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
         self.acc_train = self.acc_plot.plot([], [], pen=_pen(TRAIN), name="train")
         self.acc_val = self.acc_plot.plot([], [], pen=_pen(VAL), name="validation")
@@ -60,6 +70,12 @@ class CurvesPanel(PlotPanel):
         glw.ci.layout.setRowStretchFactor(0, 3)
         glw.ci.layout.setRowStretchFactor(1, 2)
         self._ghost_key: tuple[int, int] | None = None
+        self._ghost_steps: tuple[np.ndarray, np.ndarray] | None = None
+        self._epochs_key: tuple[int, int] | None = None
+        self._range_owner: tuple[int, int] | None = None
+        self.step_range = SteadyRange(self.step_plot)
+        self.loss_range = SteadyRange(self.loss_plot)
+        self.acc_range = SteadyRange(self.acc_plot)
 
     def _style(self) -> None:
         style_plot(self.step_plot, "Training loss per step", "loss (log)", "step")
@@ -80,24 +96,53 @@ class CurvesPanel(PlotPanel):
                       symbolBrush=curve.opts["pen"].color() if symbol else None, symbolPen=None)
 
     def _draw(self) -> None:
+        self._draw_ghost()
         rec = self.record
         if rec is None:
             for c in (self.step_curve, self.loss_train, self.loss_val, self.acc_train, self.acc_val):
                 c.setData([], [])
+            self._epochs_key = None
+            steps = loss = np.zeros(0)
         else:
             steps, loss, _ = rec.step_view(STEP_POINTS)
             self.step_curve.setData(steps, positive(loss))
-            table = rec.epoch_table()
-            self._set_epoch_curve(self.loss_train, *self._epoch_data(table, "train_loss"), log=True)
-            self._set_epoch_curve(self.loss_val, *self._epoch_data(table, "val_loss"), log=True)
-            self._set_epoch_curve(self.acc_train, *self._epoch_data(table, "train_acc"), log=False)
-            self._set_epoch_curve(self.acc_val, *self._epoch_data(table, "val_acc"), log=False)
-            regression = rec.task != "classification"
-            self.acc_note.setText("regression: no accuracy" if regression else "")
-            if regression:
-                vb = self.acc_plot.getViewBox()
-                self.acc_note.setPos(vb.width() / 2, vb.height() / 2)
-        self._draw_ghost()
+            self._draw_epochs(rec)
+        self._fit_step_range(rec, steps, loss)
+
+    def _fit_step_range(self, rec: RunRecord | None, steps: np.ndarray, loss: np.ndarray) -> None:
+        """Per-step view: this run and the ghost, x growing in steps, y in whole decades."""
+        owner = (id(rec), id(self.ghost))
+        if owner != self._range_owner:
+            self._range_owner = owner
+            for steady in (self.step_range, self.loss_range, self.acc_range):
+                steady.reset()
+        if self._ghost_steps is not None:
+            steps = np.concatenate([steps, self._ghost_steps[0]])
+            loss = np.concatenate([loss, self._ghost_steps[1]])
+        if len(steps):
+            self.step_range.update(0.0, float(np.max(steps)), log_range(loss, span=0.5))
+
+    def _draw_epochs(self, rec: RunRecord) -> None:
+        """Epoch curves change once an epoch: leave them (and their axes) alone in between."""
+        table = rec.epoch_table()
+        key = (id(rec), len(table["epoch"]))
+        if key == self._epochs_key:
+            return
+        self._epochs_key = key
+        self._set_epoch_curve(self.loss_train, *self._epoch_data(table, "train_loss"), log=True)
+        self._set_epoch_curve(self.loss_val, *self._epoch_data(table, "val_loss"), log=True)
+        self._set_epoch_curve(self.acc_train, *self._epoch_data(table, "train_acc"), log=False)
+        self._set_epoch_curve(self.acc_val, *self._epoch_data(table, "val_acc"), log=False)
+        epochs = table["epoch"]
+        if len(epochs):
+            losses = np.concatenate([table["train_loss"], table["val_loss"]])
+            self.loss_range.update(0.5, float(epochs[-1]) + 0.5, log_range(losses, span=0.5))
+            self.acc_range.update(0.5, float(epochs[-1]) + 0.5, (0.0, 1.02))
+        regression = rec.task != "classification"
+        self.acc_note.setText("regression: no accuracy" if regression else "")
+        if regression:
+            vb = self.acc_plot.getViewBox()
+            self.acc_note.setPos(vb.width() / 2, vb.height() / 2)
 
     def _draw_ghost(self) -> None:
         ghost = self.ghost
@@ -107,11 +152,13 @@ class CurvesPanel(PlotPanel):
         self._ghost_key = key
         curves = (self.step_ghost, self.loss_ghost_train, self.loss_ghost_val, self.acc_ghost_train,
                   self.acc_ghost_val)
+        self._ghost_steps = None
         if ghost is None:
             for c in curves:
                 c.setData([], [])
             return
         steps, loss, _ = ghost.step_view(STEP_POINTS // 2)
+        self._ghost_steps = (steps, loss)
         self.step_ghost.setData(steps, positive(loss))
         table = ghost.epoch_table()
         pairs = ((self.loss_ghost_train, "train_loss", True), (self.loss_ghost_val, "val_loss", True),

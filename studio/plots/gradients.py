@@ -14,6 +14,7 @@ step — which together show vanishing (or exploding) gradients at a glance:
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -27,6 +28,7 @@ from studio.plots.common import (
     NamesAxis,
     PlotPanel,
     PowerAxis,
+    SteadyRange,
     depth_colors,
     ghost_pen,
     log_range,
@@ -36,7 +38,9 @@ from studio.plots.common import (
     style_plot,
     superscript,
 )
+from studio.training.history import RunRecord
 
+HEAT_INTERVAL = 0.25  # seconds between heat-map renders while a run streams
 RECENT = 20  # bars and tints show the geometric mean of this many recent steps
 
 
@@ -95,7 +99,13 @@ class GradientPanel(PlotPanel):
         self.ghost_curves: list[pg.PlotDataItem] = []
         self._nodes: list[str] = []
         self._ghost_key: tuple[int, int] | None = None
+        self._ghost_last = 0.0
+        self._heat_at = 0.0
         self.values = np.zeros(0)
+        self.curves_range = SteadyRange(self.curves_plot)
+        self.heat_range = SteadyRange(self.heat_plot)
+        self._range_owner: tuple[int, int] | None = None
+        self._levels: tuple[float, float] | None = None
 
     def _style(self) -> None:
         style_plot(self.curves_plot, "Gradient norm per layer over time", "‖∇W‖ (log)", "step")
@@ -128,7 +138,8 @@ class GradientPanel(PlotPanel):
         colors = depth_colors(len(nodes))
         self.curves = []
         for nid, color in zip(nodes, colors, strict=True):
-            curve = pg.PlotDataItem([], [], pen=pg.mkPen(color, width=1.6), name=nid)
+            curve = pg.PlotDataItem([], [], pen=pg.mkPen(color, width=1.6), name=nid,
+                                    antialias=False)  # one curve per layer, redrawn live
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
             self.curves_plot.addItem(curve)
@@ -176,6 +187,12 @@ class GradientPanel(PlotPanel):
             self.ratio_label.setText("")
             self._draw_ghost()
             return
+        owner = (id(rec), id(self.ghost))
+        if owner != self._range_owner:  # a new run or ghost: views start over
+            self._range_owner = owner
+            self.curves_range.reset()
+            self.heat_range.reset()
+            self._heat_at = 0.0
         steps, _, grads = rec.step_view(MAX_POINTS)
         for i, curve in enumerate(self.curves):
             curve.setData(steps, positive(grads[:, i]))
@@ -186,14 +203,28 @@ class GradientPanel(PlotPanel):
         self.bars.setOpts(x=np.arange(len(logs)), height=logs - lo, y0=lo)
         self.bars_plot.setYRange(lo, hi + 0.3, padding=0)
         self.ratio_label.setText(ratio_text(self.values[0], self.values[-1]) if len(self.values) > 1 else "")
+        now = time.perf_counter()
+        if now - self._heat_at >= HEAT_INTERVAL or rec.finish is not None:
+            self._heat_at = now  # the long view changes slowly; re-rendering it each frame cost the trainer
+            self._draw_heat(rec, steps, grads, lo, hi)
+        self._draw_ghost()
+        self._fit_ranges(rec, float(steps[-1]), lo, hi)
+
+    def _draw_heat(self, rec: RunRecord, steps: np.ndarray, grads: np.ndarray, lo: float, hi: float) -> None:
         with np.errstate(divide="ignore", invalid="ignore"):
             image = np.log10(np.where(grads > 0, grads, 10.0 ** lo))
         image = np.where(np.isfinite(image), image, lo)
         self.heat.setImage(image, autoLevels=False, levels=(lo, hi))
         x0, x1 = float(steps[0]), float(steps[-1])
         self.heat.setRect(QRectF(x0, -0.5, max(x1 - x0, 1.0), len(rec.nodes)))
-        self.colorbar.setLevels((lo, hi))
-        self._draw_ghost()
+        self.heat_range.update(0.0, x1, (-0.5, len(rec.nodes) - 0.5))
+        if (lo, hi) != self._levels:
+            self._levels = (lo, hi)
+            self.colorbar.setLevels((lo, hi))
+
+    def _fit_ranges(self, rec: RunRecord, last_step: float, lo: float, hi: float) -> None:
+        """Views grow in steps (x) and whole decades (y) instead of moving every frame."""
+        self.curves_range.update(0.0, max(last_step, self._ghost_last), (lo, hi))
 
     def _draw_ghost(self) -> None:
         ghost = self.ghost
@@ -205,11 +236,13 @@ class GradientPanel(PlotPanel):
             self.curves_plot.removeItem(curve)
         self.ghost_curves = []
         self.bars_legend.clear()
+        self._ghost_last = 0.0
         if ghost is None or not ghost.n_steps or not ghost.nodes:
             self.ghost_bars.setData([], [])
             self.bars_legend.setVisible(False)
             return
         steps, _, grads = ghost.step_view(MAX_POINTS // 2)
+        self._ghost_last = float(steps[-1]) if len(steps) else 0.0
         colors = depth_colors(len(ghost.nodes))
         for i, color in enumerate(colors):
             curve = pg.PlotDataItem(steps, positive(grads[:, i]), pen=ghost_pen(color, 1.0))

@@ -9,6 +9,7 @@ after the run ends (the last picture) and are cleared by the next edit or a weig
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from studio.plots.gradients import RECENT
 from studio.training.history import RunRecord
 
 TINT_ALPHA = 150
+TINT_INTERVAL = 0.2  # seconds between re-tints while a run streams
+TINT_LEVELS = 32  # colour steps along the scale
 
 
 def fmt_norm(v: float) -> str:
@@ -93,6 +96,8 @@ class GradientOverlay(QObject):
         self.colors: dict[str, QColor] = {}
         self._tinted: set[str] = set()
         self._drawn: tuple[int, int] | None = None
+        self._drawn_record: RunRecord | None = None
+        self._tinted_at = 0.0
         view.installEventFilter(self)
         document.changed.connect(self.clear)
         document.graphReset.connect(self.clear)
@@ -110,14 +115,16 @@ class GradientOverlay(QObject):
         if not on:
             self.clear()
 
-    def update_from(self, record: RunRecord | None) -> None:
-        """Tint cards from the record's latest norms (skipped if nothing new)."""
+    def update_from(self, record: RunRecord | None, force: bool = False) -> None:
+        """Tint cards from the record's latest norms (skipped if nothing new, at most 5 Hz unless forced)."""
         if not self.enabled or record is None or not record.n_steps or not record.nodes:
             return
         key = (id(record), record.version)
-        if key == self._drawn:
-            return
-        self._drawn = key
+        now = time.perf_counter()
+        recent = now - self._tinted_at < TINT_INTERVAL and self._drawn_record is record
+        if key == self._drawn or (recent and not force):
+            return  # tints move slowly; repainting every card 30 times a second costs the UI ~8 ms a frame
+        self._drawn, self._tinted_at, self._drawn_record = key, now, record
         norms = record.recent_norms(RECENT)
         lo, hi = log_range(norms, span=2.0)
         self.values = dict(zip(record.nodes, norms.tolist(), strict=True))
@@ -127,6 +134,7 @@ class GradientOverlay(QObject):
             if item is None:
                 continue
             t = ((math.log10(v) - lo) / (hi - lo)) if v > 0 and math.isfinite(v) else 0.0
+            t = round(t * TINT_LEVELS) / TINT_LEVELS  # a card repaints only when its colour visibly changes
             color = grad_color(t, TINT_ALPHA)
             self.colors[nid] = color
             if item.tint is None or item.tint != color:

@@ -9,6 +9,7 @@ each *visible* plot redraws if its run changed; hidden docks cost nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,27 @@ from studio.training.controller import (
 from studio.training.history import RunRecord
 from studio.training.overlay import GradientOverlay
 
+PAINT_TICK_MS = 10  # between two panel redraws while a run streams
+LIVE_PLOT_HZ = 27
 SHORTCUTS = {"train": "F5", "pause": "F6", "resume": "F7", "step": "F10", "stop": "Shift+F5",
              "reset": "Ctrl+Shift+R"}
 STATE_TEXT = {IDLE: "idle", COMPILING: "⏳ compiling kernels…", RUNNING: "● training", PAUSED: "❚❚ paused",
               FINISHED: "✓ finished", DIVERGED: "✗ diverged"}
+
+
+def leave_a_core_for_the_ui() -> None:
+    """Cap BLAS threads at (cores − 1) while the studio runs.
+
+    OpenBLAS threads spin while waiting for work; on a 2-core machine its second thread and
+    the UI thread fight for one core, and both training and the UI slow down several times
+    (benchmarks/bench_studio.py: W1 in the studio went from 91 to 201 steps/s with one
+    BLAS thread). The headless CLI keeps every core.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency; without it only speed suffers
+        return
+    threadpool_limits(max(1, (os.cpu_count() or 2) - 1), user_api="blas")
 
 
 class TrainingWorkspace(QObject):
@@ -47,6 +65,7 @@ class TrainingWorkspace(QObject):
 
     def __init__(self, window: Any) -> None:
         super().__init__(window)
+        leave_a_core_for_the_ui()
         self.window = window
         self.document = window.document
         self.controller = TrainingController(self.document, self)
@@ -189,6 +208,12 @@ class TrainingWorkspace(QObject):
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(250)
         self._status_timer.timeout.connect(self._update_status)
+        # One plot panel per turn of the event loop: a drain that redrew every panel at once
+        # painted ~30 ms in one go, making the UI late by as much (T3 in bench_studio.py).
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setInterval(PAINT_TICK_MS)
+        self._paint_timer.timeout.connect(self._paint_next)
+        self._pending: list[PlotPanel] = []
 
     # -- commands -----------------------------------------------------------------------------
     def train(self) -> None:
@@ -260,7 +285,11 @@ class TrainingWorkspace(QObject):
     def _on_updated(self) -> None:
         c = self.controller
         for panel in self.plots.values():
-            panel.refresh()
+            if panel not in self._pending:
+                self._pending.append(panel)
+        if not self._paint_timer.isActive():
+            self._paint_next()
+            self._paint_timer.start()
         if self.shown is c.record:
             self.overlay.update_from(c.record)
         if c.t_first_step is not None and c.t_first_drawn is None:
@@ -270,11 +299,29 @@ class TrainingWorkspace(QObject):
             self._last_runs_refresh = now
             self.runs_panel.refresh()
 
+    def _paint_next(self) -> None:
+        """Redraw the panel that has waited longest (those off screen cost nothing and drop out).
+
+        Each panel redraws at most LIVE_PLOT_HZ: the GUI's Python time is taken from the
+        trainer (one GIL), and 25 frames a second already look continuous.
+        """
+        now = time.perf_counter()
+        for panel in list(self._pending):
+            if panel.draw_times and now - panel.draw_times[-1] < 1.0 / LIVE_PLOT_HZ:
+                continue
+            self._pending.remove(panel)
+            if panel.refresh():
+                return
+        if not self._pending:
+            self._paint_timer.stop()
+
     def _on_run_finished(self, record: RunRecord) -> None:
         self._status_timer.stop()
         self.runs_panel.set_runs(self.controller.runs)
         for panel in self.plots.values():
             panel.refresh()
+        if self.shown is record:
+            self.overlay.update_from(record, force=True)
         self.boundary.settle()
         self._update_status()
 
