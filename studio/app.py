@@ -20,7 +20,7 @@ APPLICATION = "Backprop Studio"
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="backprop-studio", description="Backprop Studio: the node editor.")
-    parser.add_argument("file", nargs="?", help="a graph file (.json) to open")
+    parser.add_argument("file", nargs="?", help="a graph file (.json) or a trained model (.bpmodel) to open")
     parser.add_argument("--theme", choices=theme.THEMES, help="override the light/dark scheme")
     parser.add_argument("--screenshot", metavar="PNG",
                         help="open FILE, save a picture of the window to PNG and quit (docs, checks)")

@@ -24,6 +24,9 @@ from studio.canvas.node_item import card_size
 from studio.document import Document
 
 FILE_FILTER = "Backprop Studio graphs (*.json);;All files (*)"
+OPEN_FILTER = ("Graphs and trained models (*.json *.bpmodel);;Graphs (*.json);;Trained models (*.bpmodel);;"
+               "All files (*)")
+MODEL_SUFFIX = ".bpmodel"
 MAX_RECENT = 10
 RECENT_KEY = "files/recent"
 
@@ -80,6 +83,7 @@ class FileController(QObject):
     """The file commands of one window, operating on its Document."""
 
     opened = Signal()  # a document was opened or created (the view fits it)
+    modelLoaded = Signal(object)  # engine.modelfile.LoadedModel: a .bpmodel was opened
 
     def __init__(self, document: Document, parent_widget: QWidget,
                  status: Callable[[str], None] = lambda text: None) -> None:
@@ -122,11 +126,14 @@ class FileController(QObject):
             return False
         if path is None:
             start = str(self.document.path.parent) if self.document.path else str(examples_dir())
-            chosen, _ = QFileDialog.getOpenFileName(self.widget, "Open graph", start, FILE_FILTER)
+            chosen, _ = QFileDialog.getOpenFileName(self.widget, "Open graph or trained model", start,
+                                                    OPEN_FILTER)
             if not chosen:
                 return False
             path = chosen
         path = Path(path)
+        if path.suffix.lower() == MODEL_SUFFIX:
+            return self._open_model(path)
         try:
             graph = load_for_display(path)
         except BackpropError as err:
@@ -135,6 +142,26 @@ class FileController(QObject):
         self.document.reset(graph, path)
         remember_recent(path)
         self.status(f"Opened {path.name}: {len(graph.nodes)} nodes")
+        self.opened.emit()
+        return True
+
+    def _open_model(self, path: Path) -> bool:
+        """A trained model: its graph becomes an untitled document, its weights the trained ones."""
+        from engine.modelfile import load_model
+
+        try:
+            loaded = load_model(path)
+        except BackpropError as err:
+            self._error("Cannot open trained model", str(err))
+            return False
+        graph = loaded.graph.copy()
+        if edits.needs_layout(graph):
+            edits.apply_layout_in_place(graph, card_size)
+        self.document.reset(graph, None)  # saving asks for a graph file name; the model file stays as it is
+        remember_recent(path)
+        self.modelLoaded.emit(loaded)
+        self.status(f"Opened trained model {path.name}: {len(graph.nodes)} nodes; "
+                    "Train (F5) continues from its weights, File → Export writes them")
         self.opened.emit()
         return True
 

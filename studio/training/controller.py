@@ -93,6 +93,7 @@ class TrainingController(QObject):
         self.model: Model | None = None
         self._model_key: str | None = None
         self._normaliser: Any = None
+        self._adopted_meta: dict[str, Any] = {}
         self._preview: Model | None = None
         self._thread: threading.Thread | None = None
         self._buffer = EventBuffer(max_steps=20000)
@@ -257,6 +258,26 @@ class TrainingController(QObject):
         self.weightsChanged.emit()
 
     # -- previews ----------------------------------------------------------------------------
+    def adopt(self, model: Model, meta: dict[str, Any], graph: Graph) -> None:
+        """Hold weights loaded from a model file: Train continues from them, Export writes them."""
+        from engine.data import Normaliser
+
+        if self.busy:
+            raise BackpropError("stop the current run before loading a trained model")
+        norm = (meta.get("preprocessing") or {}).get("normalise")
+        self._normaliser = Normaliser.from_json(norm) if norm else None
+        self.model, self._model_key, self._preview, self.run = model, _model_key(graph), None, None
+        self._adopted_meta = copy.deepcopy(meta)
+        self.weightsChanged.emit()
+
+    def trained(self) -> tuple[Model, dict[str, Any]] | None:
+        """The weights a person can save or export now (None while a run is active or before any)."""
+        if self.busy or self.model is None or self._model_key != _model_key(self.document.graph):
+            return None
+        if self.run is not None and self.run.model is self.model:
+            return self.model, self.run.meta()
+        return self.model, copy.deepcopy(self._adopted_meta)
+
     def preview_model(self) -> Model | None:
         """A second model with a copy of the training weights (safe to call from the GUI)."""
         model = self.model

@@ -35,6 +35,7 @@ from studio.training.controller import (
     format_eta,
 )
 from studio.training.history import RunRecord
+from studio.training.model_io import ModelActions
 from studio.training.overlay import GradientOverlay
 
 PAINT_TICK_MS = 10  # between two panel redraws while a run streams
@@ -69,6 +70,7 @@ class TrainingWorkspace(QObject):
         self.window = window
         self.document = window.document
         self.controller = TrainingController(self.document, self)
+        self.model_io = ModelActions(window, self.controller)
         self.shown: RunRecord | None = None
         self.ghost: RunRecord | None = None
         self.curves = CurvesPanel()
