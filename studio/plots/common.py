@@ -216,8 +216,10 @@ class SteadyRange:
     def reset(self) -> None:
         self._x = self._y = None
 
-    def update(self, x0: float, x1: float, y: tuple[float, float] | None = None) -> None:
-        end = grown_end(self._x[1] if self._x and self._x[0] == x0 else x0, x1)
+    def update(self, x0: float, x1: float, y: tuple[float, float] | None = None, exact: bool = False) -> None:
+        """``exact``: fit ``x1`` itself (a finished run no longer grows)."""
+        grown_from = self._x[1] if self._x and self._x[0] == x0 else x0
+        end = max(x1, x0 + 1.0) if exact else grown_end(grown_from, x1)
         if (x0, end) != self._x:
             self._x = (x0, end)
             self.plot.setXRange(x0, end, padding=0.02)

@@ -120,7 +120,8 @@ class CurvesPanel(PlotPanel):
             steps = np.concatenate([steps, self._ghost_steps[0]])
             loss = np.concatenate([loss, self._ghost_steps[1]])
         if len(steps):
-            self.step_range.update(0.0, float(np.max(steps)), log_range(loss, span=0.5))
+            done = rec is None or rec.finish is not None
+            self.step_range.update(0.0, float(np.max(steps)), log_range(loss, span=0.5), exact=done)
 
     def _draw_epochs(self, rec: RunRecord) -> None:
         """Epoch curves change once an epoch: leave them (and their axes) alone in between."""
@@ -136,8 +137,9 @@ class CurvesPanel(PlotPanel):
         epochs = table["epoch"]
         if len(epochs):
             losses = np.concatenate([table["train_loss"], table["val_loss"]])
-            self.loss_range.update(0.5, float(epochs[-1]) + 0.5, log_range(losses, span=0.5))
-            self.acc_range.update(0.5, float(epochs[-1]) + 0.5, (0.0, 1.02))
+            done = rec.finish is not None
+            self.loss_range.update(0.5, float(epochs[-1]) + 0.5, log_range(losses, span=0.5), exact=done)
+            self.acc_range.update(0.5, float(epochs[-1]) + 0.5, (0.0, 1.02), exact=done)
         regression = rec.task != "classification"
         self.acc_note.setText("regression: no accuracy" if regression else "")
         if regression:

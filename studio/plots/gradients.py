@@ -217,14 +217,15 @@ class GradientPanel(PlotPanel):
         self.heat.setImage(image, autoLevels=False, levels=(lo, hi))
         x0, x1 = float(steps[0]), float(steps[-1])
         self.heat.setRect(QRectF(x0, -0.5, max(x1 - x0, 1.0), len(rec.nodes)))
-        self.heat_range.update(0.0, x1, (-0.5, len(rec.nodes) - 0.5))
+        self.heat_range.update(0.0, x1, (-0.5, len(rec.nodes) - 0.5), exact=rec.finish is not None)
         if (lo, hi) != self._levels:
             self._levels = (lo, hi)
             self.colorbar.setLevels((lo, hi))
 
     def _fit_ranges(self, rec: RunRecord, last_step: float, lo: float, hi: float) -> None:
         """Views grow in steps (x) and whole decades (y) instead of moving every frame."""
-        self.curves_range.update(0.0, max(last_step, self._ghost_last), (lo, hi))
+        done = rec.finish is not None
+        self.curves_range.update(0.0, max(last_step, self._ghost_last), (lo, hi), exact=done)
 
     def _draw_ghost(self) -> None:
         ghost = self.ghost

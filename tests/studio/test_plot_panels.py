@@ -20,6 +20,7 @@ def test_plots_explain_themselves_until_a_run_exists(window, qtbot, tmp_path):
     wait_idle(qtbot, ws)
     assert not ws.curves.hint.isVisible()
     assert not ws.gradients.hint.isVisible()
+    qtbot.waitUntil(lambda: ws.curves.step_plot.viewRange()[0][1] < 5.5, timeout=2000)  # finished: fits 5 steps
 
 
 def test_boundary_axes_show_data_coordinates_and_the_final_frame_is_full_resolution(window, qtbot, tmp_path):
