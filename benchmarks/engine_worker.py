@@ -42,7 +42,7 @@ def main() -> None:
     def step(i: int) -> None:
         xb, tb = batches[i % nb]
         loss = trainer.train_step(xb, tb, 0.01)
-        sink.append(StepEvent(0, i, loss, 0.01, dict(zip(names, trainer.norms.tolist())), 0.0))
+        sink.append(StepEvent(0, i, loss, 0.01, dict(zip(names, trainer.norms.tolist(), strict=True)), 0.0))
         if len(sink) > 1000:
             sink.clear()
 

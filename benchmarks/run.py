@@ -44,16 +44,17 @@ def worker(kind: str, wid: str, seconds: float, threads: int) -> dict:
 def measure_t1() -> dict:
     """Seconds from prepare_run (what Train does) to the first finished step, warm cache,
     in a fresh process with the engine imported; plus the whole CLI process for one epoch."""
+    root, examples = str(HERE.parent), HERE.parent / "examples"
     code = (
-        "import time, sys; sys.path.insert(0, %r)\n"
+        f"import time, sys; sys.path.insert(0, {root!r})\n"
         "import engine.session, engine.graph\n"
-        "g = engine.graph.Graph.load(%r)\n"
+        f"g = engine.graph.Graph.load({str(examples / 'moons_mlp.json')!r})\n"
         "t0 = time.perf_counter(); box = {}\n"
         "def on(e):\n"
         "    if e.event == 'step' and 'first' not in box: box['first'] = time.perf_counter() - t0\n"
-        "run = engine.session.prepare_run(g, %r, epochs=1, listener=on); run.trainer.run()\n"
+        f"run = engine.session.prepare_run(g, {str(examples)!r}, epochs=1, listener=on); run.trainer.run()\n"
         "print(box['first'])\n"
-    ) % (str(HERE.parent), str(HERE.parent / "examples" / "moons_mlp.json"), str(HERE.parent / "examples"))
+    )
     subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)  # warm the cache
     in_process = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                        timeout=600).stdout.strip()) for _ in range(5)]

@@ -12,8 +12,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -33,7 +34,9 @@ def summary_table(graph: Any) -> str:
     body = [(r.node, r.type, r.details, _fmt_shape(r.output_shape), f"{r.params:,}") for r in rows]
     head = ("node", "type", "settings", "output shape", "params")
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    def line(cells: tuple[str, ...]) -> str:
+        padded = (c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(padded)
     out = [line(head), "  ".join("-" * w for w in widths)] + [line(b) for b in body]
     out.append(f"total trainable parameters: {total:,}")
     return "\n".join(out)

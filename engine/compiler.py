@@ -13,7 +13,8 @@ the fused whole-step kernel of :mod:`engine.kernels.mlp` (same numbers, one call
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,7 @@ class Model:
                 continue
             rt = self.runtimes[nid]
             dxs = rt.type.backward(rt, dy)
-            for src, dx in zip(srcs, dxs):
+            for src, dx in zip(srcs, dxs, strict=True):
                 if dx is None or src == self.input_id:
                     continue
                 if src in pending:

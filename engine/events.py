@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 def _clean(value: Any) -> Any:
@@ -116,7 +116,7 @@ class FinishEvent:
         return _clean(asdict(self))
 
 
-Event = Union[StartEvent, StepEvent, EpochEvent, StatsEvent, DivergedEvent, FinishEvent]
+Event = StartEvent | StepEvent | EpochEvent | StatsEvent | DivergedEvent | FinishEvent
 
 
 class EventBuffer:

@@ -14,9 +14,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from engine.errors import GraphError, ShapeError
 from engine.layers import REGISTRY
@@ -361,7 +362,7 @@ class Graph:
             in_shapes = [shapes.get(s) if s else None for s in srcs]
             ins[nid] = in_shapes
             shapes[nid] = None
-            missing = [p for p, s in zip(node.input_ports(), srcs) if s is None]
+            missing = [p for p, s in zip(node.input_ports(), srcs, strict=True) if s is None]
             if missing:
                 which = ", ".join(f"'{p}'" for p in missing)
                 problems.append(Problem(nid, f"input {which} is not connected"))
@@ -458,7 +459,8 @@ class Graph:
         if not isinstance(data, dict):
             raise GraphError(f"{source}: expected a JSON object at the top level")
         if data.get("format") != FORMAT:
-            raise GraphError(f"{source}: not a Backprop Studio graph (format is {data.get('format')!r}, expected {FORMAT!r})")
+            raise GraphError(f"{source}: not a Backprop Studio graph (format is {data.get('format')!r}, "
+                             f"expected {FORMAT!r})")
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise GraphError(f"{source}: 'version' must be an integer")

@@ -7,7 +7,7 @@ spread from the fans (Glorot & Bengio 2010, He et al. 2015, LeCun et al. 1998).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -11,7 +11,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ def save_model(path: str | Path, model: Model, meta: dict[str, Any] | None = Non
     meta.update({
         "format": FORMAT, "version": VERSION, "engine_version": engine.__version__,
         "numpy_version": np.__version__, "dtype": str(model.dtype),
-        "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "saved": datetime.now(UTC).isoformat(timespec="seconds"),
     })
     weights = io.BytesIO()
     np.savez(weights, **model.state_dict())

@@ -7,9 +7,10 @@ the same checks, and store the same metadata in the model file.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,9 @@ def prepare_run(graph: Graph, base_dir: str | Path | None = None, *, epochs: int
     graph.validate()
     block = training_block(graph, epochs, seed)
     config = TrainConfig.from_training(block)
-    ds = dataset if dataset is not None else make_dataset(block.get("dataset", {}), Path(base_dir) if base_dir else None)
+    if dataset is None:
+        dataset = make_dataset(block.get("dataset", {}), Path(base_dir) if base_dir else None)
+    ds = dataset
     check_input_shape(graph, ds)
     train, val, test = split_dataset(ds, config.val_split, config.test_split, config.seed)
     normalise = config.normalize if config.normalize is not None else "path" in block.get("dataset", {})

@@ -11,19 +11,34 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from engine.compiler import Model, resolve_dtype
 from engine.errors import TrainingError
-from engine.events import (DivergedEvent, EpochEvent, Event, FinishEvent, LayerStats, StartEvent,
-                           StatsEvent, StepEvent)
+from engine.events import (
+    DivergedEvent,
+    EpochEvent,
+    Event,
+    FinishEvent,
+    LayerStats,
+    StartEvent,
+    StatsEvent,
+    StepEvent,
+)
 from engine.layers.activations import RECTIFIERS, SATURATING
 from engine.losses import loss_spec, prepare_targets
-from engine.optim import apply_weight_decay, clip_by_global_norm, lr_at, make_optimizer, segment_norms
-from engine.optim import validate_schedule
+from engine.optim import (
+    apply_weight_decay,
+    clip_by_global_norm,
+    lr_at,
+    make_optimizer,
+    segment_norms,
+    validate_schedule,
+)
 
 Listener = Callable[[Event], None]
 
@@ -32,7 +47,8 @@ def _number(cfg: Mapping[str, Any], key: str, default: Any, lo: float, hi: float
     value = cfg.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+    not_int = kind is int and not float(value).is_integer() if isinstance(value, (int, float)) else False
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not_int:
         raise TrainingError(f"training '{key}' must be {'an integer' if kind is int else 'a number'}, got {value!r}")
     if not (lo <= value <= hi) or not math.isfinite(value):
         raise TrainingError(f"training '{key}' = {value!r} is out of range [{lo:g}, {hi:g}]")
@@ -297,7 +313,7 @@ class Trainer:
                     return self._diverged(xb, loss)
                 loss_sum += loss * len(xb)
                 self.listener(StepEvent(self.epoch, self.step, loss, lr,
-                                        dict(zip(names, self.norms.tolist())), rate))
+                                        dict(zip(names, self.norms.tolist(), strict=True)), rate))
                 if cfg.stats_every and self.step % cfg.stats_every == 1 % cfg.stats_every:
                     self.listener(StatsEvent(self.step, activation_stats(model, self._last_outputs(xb))))
             self.epoch += 1

@@ -11,8 +11,9 @@ types. Shapes never include the batch axis: ``(F,)`` features, ``(C, H, W)`` ima
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

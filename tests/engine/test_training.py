@@ -182,6 +182,6 @@ def test_event_buffer_drops_only_old_steps():
         if i == 4:
             buf.put(EpochEvent(1, i, 0.0, None, None, None))
     events = buf.drain()
-    assert [getattr(e, "step") for e in events] == [4, 7, 8, 9]
+    assert [e.step for e in events] == [4, 7, 8, 9]
     assert buf.dropped == 7
     assert buf.drain() == []
