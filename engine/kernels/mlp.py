@@ -51,7 +51,7 @@ from engine.kernels.activations import (
     act_grad_scalar,
     act_scalar,
 )
-from engine.losses import bce_logits_kernel, mae_kernel, mse_kernel, softmax_ce_kernel
+from engine.kernels.losses import bce_logits_kernel, mae_kernel, mse_kernel, softmax_ce_kernel
 
 if TYPE_CHECKING:
     from engine.compiler import Model

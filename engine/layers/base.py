@@ -22,30 +22,80 @@ from engine.errors import GraphError, ParamError
 Shape = tuple[int, ...]
 Params = Mapping[str, Any]
 
-PARAM_KINDS = ("int", "float", "bool", "choice", "ints", "str")
+PARAM_KINDS = ("int", "float", "bool", "choice", "ints", "choice_or_ints", "str")
+Bound = float | tuple[float, ...] | None
+
+
+def _bound_at(bound: Bound, i: int) -> float | None:
+    """Element ``i``'s bound: a tuple gives one bound per element, a number one for all."""
+    if isinstance(bound, tuple):
+        return bound[i] if i < len(bound) else bound[-1]
+    return bound
 
 
 @dataclass(frozen=True)
 class ParamSpec:
     """One layer parameter: its kind, default, allowed values and help text.
 
+    Kinds: ``int``, ``float`` (``min``/``max``), ``bool``, ``choice`` (``choices``), ``str``,
+    ``ints`` (a list of integers: ``length`` fixes how many, ``min``/``max`` bound each
+    element, as one number or one per element; default lower bound 1), and
+    ``choice_or_ints`` (one of ``choices`` *or* such a list, e.g. a convolution's padding
+    ``"valid"``, ``"same"`` or ``[ph, pw]``). With a fixed ``length``, a single integer is
+    accepted and repeated (``3`` → ``(3, 3)``), as Keras and PyTorch accept.
+
     ``enabled_when`` maps another parameter's name to the values for which this one
     matters (the inspector greys it out otherwise), e.g. ``{"function": ("leaky_relu",)}``.
+    ``labels`` names the elements of a fixed-length list (``("height", "width")``) for the
+    inspector and messages.
     """
 
     name: str
     kind: str
     default: Any
     help: str
-    min: float | None = None
-    max: float | None = None
+    min: Bound = None
+    max: Bound = None
     choices: tuple[str, ...] = ()
     enabled_when: Mapping[str, tuple[Any, ...]] | None = None
     log_scale: bool = False
+    length: int | None = None
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in PARAM_KINDS:
             raise ValueError(f"parameter {self.name!r}: unknown kind {self.kind!r}")
+        if self.kind == "choice_or_ints" and not self.choices:
+            raise ValueError(f"parameter {self.name!r}: choice_or_ints needs choices")
+        if self.labels and self.length is not None and len(self.labels) != self.length:
+            raise ValueError(f"parameter {self.name!r}: {len(self.labels)} labels for length {self.length}")
+
+    @property
+    def is_list(self) -> bool:
+        """Whether the value is (or may be) a list of integers."""
+        return self.kind in ("ints", "choice_or_ints")
+
+    def element_range(self, i: int) -> tuple[int, int | None]:
+        """Inclusive (lower, upper) bound of list element ``i`` (upper None: unbounded)."""
+        lo, hi = _bound_at(self.min, i), _bound_at(self.max, i)
+        return (1 if lo is None else int(lo)), (None if hi is None else int(hi))
+
+    def _describe_ints(self) -> str:
+        count = f"{self.length} integers" if self.length else "a list of integers"
+        bounds = {self.element_range(i) for i in range(self.length or 1)}
+        if bounds == {(1, None)}:
+            return f"{self.length} positive integers" if self.length else "a list of positive integers"
+        if len(bounds) == 1:
+            lo, hi = next(iter(bounds))
+            each = f"each ≥ {lo}" if hi is None else f"each in [{lo}, {hi}]"
+        else:
+            parts = []
+            for i in range(self.length or 1):
+                lo, hi = self.element_range(i)
+                name = self.labels[i] if self.labels else f"#{i + 1}"
+                parts.append(f"{name} ≥ {lo}" if hi is None else f"{name} in [{lo}, {hi}]")
+            each = ", ".join(parts)
+        return f"{count} ({each})"
 
     def describe_range(self) -> str:
         """Human text of what is allowed, used in error messages and tooltips."""
@@ -53,8 +103,12 @@ class ParamSpec:
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
             return "true or false"
+        if self.kind == "str":
+            return "a text"
         if self.kind == "ints":
-            return "a list of positive integers"
+            return self._describe_ints()
+        if self.kind == "choice_or_ints":
+            return "one of " + ", ".join(f'"{c}"' for c in self.choices) + " or " + self._describe_ints()
         lo = "-inf" if self.min is None else f"{self.min:g}"
         hi = "inf" if self.max is None else f"{self.max:g}"
         return f"a{'n integer' if self.kind == 'int' else ' number'} in [{lo}, {hi}]"
@@ -83,17 +137,12 @@ class ParamSpec:
             if isinstance(value, str):
                 return value
             raise bad
-        if kind == "ints":
-            if not isinstance(value, (list, tuple)) or not value:
-                raise bad
-            out = []
-            for v in value:
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                    raise bad
-                if int(v) < (-1 if self.min is not None and self.min < 0 else 1):
-                    raise bad
-                out.append(int(v))
-            return tuple(out)
+        if kind == "choice_or_ints" and isinstance(value, str):
+            if value in self.choices:
+                return value
+            raise bad
+        if self.is_list:
+            return self._coerce_ints(value, bad)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise bad
         if kind == "int":
@@ -108,6 +157,26 @@ class ParamSpec:
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
             raise bad
         return value
+
+    def _coerce_ints(self, value: Any, bad: ParamError) -> tuple[int, ...]:
+        def is_int(v: Any) -> bool:
+            return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+        if self.length is not None and is_int(value):
+            value = [value] * self.length
+        if not isinstance(value, (list, tuple)) or not value:
+            raise bad
+        if self.length is not None and len(value) != self.length:
+            raise bad
+        out = []
+        for i, v in enumerate(value):
+            if not is_int(v):
+                raise bad
+            lo, hi = self.element_range(i)
+            if int(v) < lo or (hi is not None and int(v) > hi):
+                raise bad
+            out.append(int(v))
+        return tuple(out)
 
     def to_json(self, value: Any) -> Any:
         """The JSON form of a coerced value (tuples become lists)."""
