@@ -53,6 +53,9 @@ class Node:
     def input_ports(self) -> tuple[str, ...]:
         return self.layer.inputs(self.params)
 
+    def output_ports(self) -> tuple[str, ...]:
+        return self.layer.output_ports(self.params)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
@@ -279,8 +282,8 @@ class Graph:
     def set_param(self, node_id: str, name: str, value: Any) -> Any:
         """Set one parameter after validating it; returns the previous value.
 
-        A change that removes input ports (e.g. fewer inputs on Add) also drops the edges
-        that used them; :meth:`set_params` is the undo-friendly form.
+        A change that removes ports (e.g. fewer inputs on Add) also drops the edges that
+        used them; :meth:`set_params` is the undo-friendly form.
         """
         node = self.node(node_id)
         old = node.params.get(name)
@@ -294,8 +297,9 @@ class Graph:
         valid = node.layer.validate_params(params, where=f"node '{node_id}'")
         old = node.params
         node.params = valid
-        ports = set(node.input_ports())
-        self.edges = [e for e in self.edges if e.dst != node_id or e.dst_port in ports]
+        ins, outs = set(node.input_ports()), set(node.output_ports())
+        self.edges = [e for e in self.edges
+                      if (e.dst != node_id or e.dst_port in ins) and (e.src != node_id or e.src_port in outs)]
         return old
 
     def connection_problem(self, src: str, dst: str, dst_port: str, src_port: str = "out") -> str | None:
@@ -304,7 +308,7 @@ class Graph:
             return f"no node named '{src}'"
         if dst not in self.nodes:
             return f"no node named '{dst}'"
-        if src_port not in self.nodes[src].layer.outputs:
+        if src_port not in self.nodes[src].output_ports():
             return f"'{src}' has no output port '{src_port}'"
         ports = self.nodes[dst].input_ports()
         if dst_port not in ports:
@@ -503,7 +507,7 @@ class Graph:
             for end in (src, dst):
                 if end not in graph.nodes:
                     raise GraphError(f"{source}: edge {src}.{sp} → {dst}.{dp} refers to missing node '{end}'", node=end)
-            if sp not in graph.nodes[src].layer.outputs:
+            if sp not in graph.nodes[src].output_ports():
                 raise GraphError(f"{source}: node '{src}' has no output port '{sp}'", node=src)
             if dp not in graph.nodes[dst].input_ports():
                 raise GraphError(f"{source}: node '{dst}' has no input port '{dp}'", node=dst)

@@ -233,6 +233,8 @@ class LayerType:
     - ``backward(rt, dy) -> [dx per input]``, writing parameter gradients into ``rt.G``.
     - ``presets`` are named parameter sets the palette offers as separate entries.
     - ``exporters`` maps a format name ("onnx", "torch", "numpy") to its exporter.
+    - ``outputs`` names the output ports (a tuple, or a function of the parameters like
+      ``inputs``); the first is the primary port, ``"out"`` for single-output layers.
     """
 
     name: str
@@ -251,7 +253,12 @@ class LayerType:
     key_params: tuple[str, ...] = ()
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     exporters: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    outputs: tuple[str, ...] = ("out",)
+    outputs: tuple[str, ...] | Callable[[Params], tuple[str, ...]] = ("out",)
+
+    # -- ports ------------------------------------------------------------------------
+    def output_ports(self, p: Params) -> tuple[str, ...]:
+        """Names of the output ports for parameters ``p``; the first is the primary one."""
+        return self.outputs(p) if callable(self.outputs) else tuple(self.outputs)
 
     # -- parameters -------------------------------------------------------------------
     def param_spec(self, name: str) -> ParamSpec:
