@@ -99,13 +99,23 @@ class Problem:
         return f"{self.node}: {self.message}" if self.node else self.message
 
 
+PortRef = tuple[str, str]
+"""``(node id, port name)``: one output of one node, the key of outputs and gradients."""
+
+
 @dataclass
 class ShapeReport:
-    """Result of shape inference: output shape per node (None where unknown) and problems."""
+    """Result of shape inference and the problems found.
+
+    ``shapes`` holds each node's primary output shape (None where unknown),
+    ``port_shapes`` the shape of every output port ``(node, port)``, and ``in_shapes``
+    the shapes arriving at each node's input ports, in port order.
+    """
 
     shapes: dict[str, Shape | None]
     in_shapes: dict[str, list[Shape | None]]
     problems: list[Problem]
+    port_shapes: dict[PortRef, Shape | None] = field(default_factory=dict)
 
     def problems_for(self, node_id: str) -> list[Problem]:
         return [p for p in self.problems if p.node == node_id]
@@ -163,13 +173,13 @@ class Graph:
                 return e
         return None
 
-    def inputs_of(self, node_id: str) -> list[str | None]:
-        """Source node per input port, in port order (None for an unconnected port)."""
+    def inputs_of(self, node_id: str) -> list[PortRef | None]:
+        """``(source node, source port)`` per input port, in port order (None: unconnected)."""
         node = self.node(node_id)
-        out: list[str | None] = []
+        out: list[PortRef | None] = []
         for port in node.input_ports():
             edge = self.edge_into_port(node_id, port)
-            out.append(edge.src if edge else None)
+            out.append((edge.src, edge.src_port) if edge else None)
         return out
 
     def input_nodes(self) -> list[str]:
@@ -354,6 +364,7 @@ class Graph:
         first problem is the one the person sees. ``input_shapes`` overrides Input nodes.
         """
         shapes: dict[str, Shape | None] = {}
+        ports: dict[PortRef, Shape | None] = {}
         ins: dict[str, list[Shape | None]] = {}
         problems: list[Problem] = []
         try:
@@ -363,9 +374,11 @@ class Graph:
         for nid in order:
             node = self.nodes[nid]
             srcs = self.inputs_of(nid)
-            in_shapes = [shapes.get(s) if s else None for s in srcs]
+            in_shapes = [ports.get(s) if s else None for s in srcs]
             ins[nid] = in_shapes
             shapes[nid] = None
+            names = node.output_ports()
+            ports.update({(nid, port): None for port in names})
             missing = [p for p, s in zip(node.input_ports(), srcs, strict=True) if s is None]
             if missing:
                 which = ", ".join(f"'{p}'" for p in missing)
@@ -375,12 +388,15 @@ class Graph:
                 continue
             try:
                 if node.type == "Input" and input_shapes and nid in input_shapes:
-                    shapes[nid] = tuple(input_shapes[nid])
+                    out = {names[0]: tuple(input_shapes[nid])}
                 else:
-                    shapes[nid] = tuple(node.layer.shape(node.params, in_shapes))  # type: ignore[arg-type]
+                    out = node.layer.port_shapes(node.params, in_shapes)  # type: ignore[arg-type]
             except ShapeError as err:
                 problems.append(Problem(nid, f"{node.type} '{nid}': {err}"))
-        return ShapeReport(shapes, ins, problems)
+                continue
+            ports.update({(nid, port): shape for port, shape in out.items()})
+            shapes[nid] = out[names[0]]
+        return ShapeReport(shapes, ins, problems, ports)
 
     def problems(self, require_loss: bool = True) -> list[Problem]:
         """Everything that stops this graph from training, each naming its node."""

@@ -310,11 +310,11 @@ def _plan(model: "Model") -> tuple[list[str], np.ndarray, np.ndarray] | None:
     if order[0] != model.input_id or len(model.graph.edges) != len(order) - 1:
         return None
     for prev, nid in zip(order[:-1], order[1:], strict=True):
-        if model._sources[nid] != [prev]:
+        if model._sources[nid] != [(prev, "out")] or model.ports[nid] != ("out",):
             return None
-    if model.loss_from == model.input_id:
+    if model.loss_from[0] == model.input_id:
         return None
-    last = order.index(model.loss_from)
+    last = order.index(model.loss_from[0])
     if order[last + 1:] not in ([], [model.output_id]):
         return None
     ids = order[1:last + 1]
@@ -392,8 +392,8 @@ class FusedChain:
         return chain_step(model.params, model.grads, self.ops, self.alphas, self.ws, self.cap,
                           self.delta_cols, X, T, self.loss_code)
 
-    def outputs(self) -> dict[str, np.ndarray]:
-        """``{node id: output}`` of the last training forward, for every node of the graph.
+    def outputs(self) -> dict[tuple[str, str], np.ndarray]:
+        """``{(node, "out"): output}`` of the last training forward, for every node of the graph.
 
         Views into the workspace, valid until the next step. The terminal Softmax or sigmoid
         that the loss absorbs is not computed by the step; it is evaluated here.
@@ -406,11 +406,11 @@ class FusedChain:
             self._views = {}
             for i, nid in enumerate(self.ids):
                 start, width = int(self.ops[i, DST]) * self.cap, int(self.ops[i, FAN_OUT])
-                self._views[nid] = self.ws[start:start + n * width].reshape(n, width)
+                self._views[(nid, "out")] = self.ws[start:start + n * width].reshape(n, width)
             self._views_n = n
-        out = {model.input_id: self._x, **self._views}
-        if model.loss_from != model.output_id:
-            out[model.output_id] = _terminal(model.graph.nodes[model.output_id].type, out[model.loss_from])
+        out = {(model.input_id, "out"): self._x, **self._views}
+        if model.loss_from != model.output_ref:
+            out[model.output_ref] = _terminal(model.graph.nodes[model.output_id].type, out[model.loss_from])
         return out
 
 

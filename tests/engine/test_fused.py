@@ -89,10 +89,10 @@ def assert_same_step(fused: Model, general: Model, X: np.ndarray, T: np.ndarray)
         assert scale > 0, nid
         np.testing.assert_allclose(f, g, rtol=0, atol=rtol * scale, err_msg=f"gradient of {nid}")
     outs = fused.fused.outputs()
-    assert set(outs) == set(general.order)
+    assert set(outs) == {(nid, "out") for nid in general.order}
     for nid in general.order:
-        ref = general.outputs[nid].astype(np.float64)
-        np.testing.assert_allclose(outs[nid], ref, rtol=0, atol=rtol * max(1.0, float(np.abs(ref).max())),
+        ref = general.outputs[(nid, "out")].astype(np.float64)
+        np.testing.assert_allclose(outs[(nid, "out")], ref, rtol=0, atol=rtol * max(1.0, float(np.abs(ref).max())),
                                    err_msg=f"output of {nid}")
 
 
@@ -112,12 +112,12 @@ def test_fused_step_equals_general_path_across_batch_sizes(graph, dtype):
 def test_terminal_softmax_and_sigmoid_are_fused_into_the_loss():
     for graph in (DEEP_SIGMOID, MLP_SOFTMAX):
         model = compile_graph(graph, dtype=np.float64)
-        assert model.loss_from != model.output_id
+        assert model.loss_from != model.output_ref
         assert model.output_id not in model.fused.ids
     mlp = compile_graph(MLP_SOFTMAX, dtype=np.float64)
     X, T = batch(mlp, 7, seed=1)
     mlp.loss_and_grads(X, T)
-    probs = mlp.fused.outputs()[mlp.output_id]
+    probs = mlp.fused.outputs()[mlp.output_ref]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
 
 
@@ -188,7 +188,7 @@ def test_fused_path_leaves_no_stale_general_outputs():
     model.forward(X)
     model.loss_and_grads(X, T)
     assert model.outputs == {}
-    assert set(model.fused.outputs()) == set(model.order)
+    assert set(model.fused.outputs()) == {(nid, "out") for nid in model.order}
 
 
 def test_fused_false_forces_the_general_path():
