@@ -106,7 +106,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.set_postfix_str(f"epoch {event.epoch} loss {event.train_loss:.4g}", refresh=False)
 
-    _kernels_notice()
+    if not args.quiet:
+        _kernels_notice()
     t0 = time.perf_counter()
     try:
         run = prepare_run(graph, Path(args.graph).resolve().parent, epochs=args.epochs, seed=args.seed,
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("-o", "--output", help="write the trained model (.bpmodel)")
     p.add_argument("--metrics", help="write the metrics stream (JSON lines)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no notices")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("predict", help="run a trained model on raw features (CSV or NPZ 'X')")
     p.add_argument("model")

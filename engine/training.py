@@ -8,6 +8,7 @@ pause, resume and "step exactly one batch" requests from any thread.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -41,6 +42,19 @@ from engine.optim import (
 )
 
 Listener = Callable[[Event], None]
+
+
+def _quiet_floats(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with NumPy's overflow/invalid/divide warnings off.
+
+    Non-finite values are results the trainer detects and reports itself (a divergence event
+    naming the step and the layer); NumPy's RuntimeWarnings would only repeat that, noisily.
+    """
+    @functools.wraps(method)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return method(*args, **kwargs)
+    return quiet
 
 
 def _number(cfg: Mapping[str, Any], key: str, default: Any, lo: float, hi: float, kind: type = float) -> Any:
@@ -242,6 +256,7 @@ class Trainer:
             pred = np.argmax(z, axis=1)
         return float(np.mean(pred == y.reshape(-1)))
 
+    @_quiet_floats
     def evaluate(self, X: np.ndarray, y: np.ndarray, T: np.ndarray, batch: int = 4096) -> tuple[float, float | None]:
         """Evaluation-mode loss and accuracy (no gradient, dropout off, running BN stats)."""
         from engine.losses import loss_and_grad
@@ -271,6 +286,7 @@ class Trainer:
             self.optimizer.step(model.params, model.grads, lr)
         return loss
 
+    @_quiet_floats
     def run(self) -> FinishEvent:
         """Train until done, stopped, early-stopped or diverged; returns the finish event."""
         self.running = True

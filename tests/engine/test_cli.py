@@ -109,3 +109,38 @@ def test_usage_error_exits_2():
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+def diverging_graph(tmp_path: Path, example: str, lr: float) -> Path:
+    """An example with plain SGD at a learning rate that overflows within a few steps."""
+    g = json.loads((EXAMPLES / f"{example}.json").read_text())
+    g["training"]["optimizer"] = {"name": "sgd", "lr": lr}
+    path = tmp_path / f"{example}_diverges.json"
+    path.write_text(json.dumps(g))
+    return path
+
+
+# deep_residual runs node by node (the overflow happens in NumPy's matmul during steps);
+# deep_relu_he runs fused, and the diverged-layer search then overflows in NumPy.
+@pytest.mark.parametrize("example, lr", [("deep_residual", 50.0), ("deep_relu_he", 5.0)])
+def test_quiet_divergence_prints_one_line_and_warns_nothing(tmp_path, capsys, example, lr):
+    import warnings
+
+    path = diverging_graph(tmp_path, example, lr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", str(path), "-q"]) == 3
+    assert [str(w.message) for w in caught] == []
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: training diverged at step"), captured.err
+
+
+def test_quiet_divergence_in_a_fresh_process_has_exactly_one_stderr_line(tmp_path):
+    path = diverging_graph(tmp_path, "deep_residual", 50.0)
+    proc = subprocess.run([sys.executable, "-m", "engine", "train", str(path), "-q"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 3
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("error: training diverged at step") and "learning rate" in proc.stderr
