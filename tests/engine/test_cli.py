@@ -144,3 +144,58 @@ def test_quiet_divergence_in_a_fresh_process_has_exactly_one_stderr_line(tmp_pat
     assert proc.returncode == 3
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("error: training diverged at step") and "learning rate" in proc.stderr
+
+
+def bad_outputs(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """Unwritable or wrong outputs: (path, words the one-line message must contain)."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    return {
+        "missing_folder": (str(tmp_path / "no" / "such" / "x.bpmodel"), "does not exist"),
+        "parent_is_a_file": (str(tmp_path / "a_file" / "x.bpmodel"), "is not a folder"),
+        "is_a_folder": (str(tmp_path / "a_folder"), "is a folder"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing_folder", "parent_is_a_file", "is_a_folder"])
+@pytest.mark.parametrize("option", ["-o", "--metrics"])
+def test_train_checks_where_it_will_write_before_training(tmp_path, capsys, monkeypatch, option, case):
+    import engine.session
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("training started although the output cannot be written")
+
+    monkeypatch.setattr(engine.session, "prepare_run", must_not_train)
+    path, words = bad_outputs(tmp_path)[case]
+    assert main(["train", str(EXAMPLES / "xor.json"), "-q", option, path]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and words in err, err
+    assert path in err
+    assert ".part" not in err and "/." not in err  # no temporary file named
+
+
+def test_train_model_output_must_be_a_bpmodel_file(tmp_path, capsys, monkeypatch):
+    import engine.session
+
+    monkeypatch.setattr(engine.session, "prepare_run", lambda *a, **k: pytest.fail("trained"))
+    assert main(["train", str(EXAMPLES / "xor.json"), "-q", "-o", str(tmp_path / "x.txt")]) == 1
+    err = capsys.readouterr().err
+    assert ".bpmodel" in err and "x.bpmodel" in err and len(err.splitlines()) == 1
+
+
+def test_predict_checks_its_output_before_loading(tmp_path, capsys):
+    out = tmp_path / "no" / "p.csv"
+    assert main(["predict", str(tmp_path / "missing.bpmodel"), "in.csv", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and str(out) in err
+    assert main(["predict", str(tmp_path / "missing.bpmodel"), "in.csv", "-o", str(tmp_path / "p.txt")]) == 1
+    assert ".csv or .npy" in capsys.readouterr().err
+
+
+def test_an_atomic_write_into_a_missing_folder_names_the_file_not_a_temporary(tmp_path):
+    from engine.graph import atomic_write_bytes
+
+    target = tmp_path / "no" / "x.onnx"
+    with pytest.raises(FileNotFoundError) as info:
+        atomic_write_bytes(target, b"data")
+    assert info.value.filename == str(target)
