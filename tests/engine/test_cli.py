@@ -199,3 +199,21 @@ def test_an_atomic_write_into_a_missing_folder_names_the_file_not_a_temporary(tm
     with pytest.raises(FileNotFoundError) as info:
         atomic_write_bytes(target, b"data")
     assert info.value.filename == str(target)
+
+
+@pytest.mark.parametrize("command", [["export", "{graph}", "--format", "onnx", "-o", "{out}/m.onnx"],
+                                     ["export", "{graph}", "--format", "numpy", "-o", "{out}/np"],
+                                     ["predict", "{graph}", "{out}/in.csv", "-o", "{out}/p.csv"]],
+                         ids=["export_onnx", "export_numpy", "predict"])
+def test_a_graph_given_where_a_model_is_needed_says_how_to_train_one(tmp_path, capsys, command):
+    graph = tmp_path / "xor.json"
+    graph.write_text((EXAMPLES / "xor.json").read_text())
+    (tmp_path / "in.csv").write_text("x1,x2\n0,1\n")
+    argv = [a.format(graph=graph, out=tmp_path) for a in command]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert "is a graph, not a trained model" in err
+    assert f"backprop train {graph} -o {tmp_path / 'xor.bpmodel'}" in err
+    assert "zip" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "xor.json"]  # nothing written
