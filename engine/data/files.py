@@ -148,29 +148,40 @@ def _csv_targets(path: Path, column: str, cells: list[tuple[int, int, str]],
     return y, task, names
 
 
-def read_csv_dataset(path: Path, target: str | None = None, task: str | None = None) -> Dataset:
-    """A Dataset from a CSV with a header; ``target`` names the label column (default: last)."""
-    _check_task(task, path.name)
+def _read_table(path: Path, target: str | None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """Header, rows and the target column's name (default: the last) of a checked CSV."""
     check_file(path)
     header, rows = _read_rows(path)
     _check_header(path, header)
     target = header[-1] if target is None else target
     if target not in header:
         raise DataError(f"{path.name}: no column '{target}'; the columns are {', '.join(header)}")
+    return header, rows, target
+
+
+def _numbers(path: Path, header: list[str], rows: list[tuple[int, list[str]]], columns: list[int]) -> np.ndarray:
+    """The ``columns`` of every row as a float64 (rows, columns) array; DataError naming a bad cell."""
+    out = np.empty((len(rows), len(columns)))
+    for r, (line, cells) in enumerate(rows, start=1):
+        if len(cells) != len(header):
+            raise DataError(f"{path.name}: row {r} (line {line}) has {len(cells)} cells but the header has "
+                            f"{len(header)} columns")
+        out[r - 1] = [_cell_number(path, r, line, header[i], cells[i]) for i in columns]
+    return out
+
+
+def read_csv_dataset(path: Path, target: str | None = None, task: str | None = None) -> Dataset:
+    """A Dataset from a CSV with a header; ``target`` names the label column (default: last)."""
+    _check_task(task, path.name)
+    header, rows, target = _read_table(path, target)
     if len(header) < 2:
         raise DataError(f"{path.name}: only the target column '{target}'; add at least one feature column")
     if len(rows) < 2:
         raise DataError(f"{path.name}: {len(rows)} data row(s); a dataset needs at least 2")
     t = header.index(target)
     features = [i for i in range(len(header)) if i != t]
-    X = np.empty((len(rows), len(features)))
-    labels: list[tuple[int, int, str]] = []
-    for r, (line, cells) in enumerate(rows, start=1):
-        if len(cells) != len(header):
-            raise DataError(f"{path.name}: row {r} (line {line}) has {len(cells)} cells but the header has "
-                            f"{len(header)} columns")
-        X[r - 1] = [_cell_number(path, r, line, header[i], cells[i]) for i in features]
-        labels.append((r, line, cells[t].strip()))
+    X = _numbers(path, header, rows, features)
+    labels = [(r, line, cells[t].strip()) for r, (line, cells) in enumerate(rows, start=1)]
     y, task, classes = _csv_targets(path, target, labels, task)
     return Dataset(X, y, task, path.name, [header[i] for i in features], classes, target)
 
@@ -188,21 +199,11 @@ def read_csv_windows(path: Path, window: int, target: str | None = None, task: s
     if task == "classification":
         raise DataError(f"{path.name}: a window dataset predicts the next value of the series, so its task "
                         "is regression; drop 'task' or 'window'")
-    check_file(path)
-    header, rows = _read_rows(path)
-    _check_header(path, header)
-    target = header[-1] if target is None else target
-    if target not in header:
-        raise DataError(f"{path.name}: no column '{target}'; the columns are {', '.join(header)}")
+    header, rows, target = _read_table(path, target)
     if len(rows) < window + 2:
         raise DataError(f"{path.name}: {len(rows)} data row(s); windows of {window} steps need at least "
                         f"{window + 2} rows (each window is followed by the row it predicts)")
-    series = np.empty((len(rows), len(header)))
-    for r, (line, cells) in enumerate(rows, start=1):
-        if len(cells) != len(header):
-            raise DataError(f"{path.name}: row {r} (line {line}) has {len(cells)} cells but the header has "
-                            f"{len(header)} columns")
-        series[r - 1] = [_cell_number(path, r, line, header[i], cells[i]) for i in range(len(header))]
+    series = _numbers(path, header, rows, list(range(len(header))))
     n = len(rows) - window
     X = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[:n].transpose(0, 2, 1)
     y = series[window:, header.index(target)].reshape(n, 1)
