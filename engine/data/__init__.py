@@ -64,6 +64,8 @@ def _resolve(raw: Any, key: str, base_dir: Path | None) -> Path:
 
 
 def _file_kind(path: Path, spec: dict[str, Any]) -> str:
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (dataset paths are relative to the graph file)")
     if path.is_dir():
         return "folder"
     if "labels" in spec or looks_like_idx(path):

@@ -23,7 +23,7 @@ from engine.errors import DataError
 
 TASKS = ("classification", "regression")
 DTYPE = np.float32
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 """Examples are visited in chunks of about this many bytes when a full-size temporary would be needed."""
 
 MAX_VALUES = 1 << 26
@@ -219,6 +219,13 @@ def statistic_axes(ndim: int) -> tuple[int, ...]:
     return (0,)
 
 
+def _sum_of_squares(chunk: np.ndarray, mean: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Σ (x − mean)² over ``axes`` in float64, with one temporary of the chunk's size."""
+    d = np.subtract(chunk, mean, dtype=np.float64)
+    np.square(d, out=d)
+    return np.sum(d, axis=axes, keepdims=True)
+
+
 def _finite_array(value: Any, what: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -263,8 +270,7 @@ class Normaliser:
         total = sum(np.sum(X[i:i + step], axis=axes, dtype=np.float64, keepdims=True)
                     for i in range(0, len(X), step))
         mean = total / count
-        squares = sum(np.sum(np.square(X[i:i + step] - mean), axis=axes, keepdims=True)
-                      for i in range(0, len(X), step))
+        squares = sum(_sum_of_squares(X[i:i + step], mean, axes) for i in range(0, len(X), step))
         std = np.sqrt(squares / count)
         mean, std = mean[0], std[0]
         std = np.where(std <= 1e-12 * np.maximum(1.0, np.abs(mean)), 1.0, std)
