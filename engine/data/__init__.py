@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.data.dataset import TASKS, Dataset, Normaliser, class_balance, split_dataset
+from engine.data.dataset import TASKS, Dataset, Normaliser, class_balance, sample_indices, split_dataset
 from engine.data.files import CSV_SUFFIXES, read_csv_dataset, read_csv_windows, read_npz_dataset, read_table_preview
 from engine.data.generators import GENERATORS, GeneratorSpec
 from engine.data.image_files import looks_like_idx, read_idx_dataset, read_image_folder
@@ -21,7 +21,7 @@ from engine.errors import DataError
 from engine.layers.base import ParamSpec
 
 __all__ = ["Dataset", "GeneratorSpec", "GENERATORS", "Normaliser", "class_balance", "generators_markdown",
-           "make_dataset", "read_table_preview", "split_dataset"]
+           "make_dataset", "read_table_preview", "sample_indices", "split_dataset"]
 
 FILE_KEYS = {
     "csv": ("path", "target", "task", "window"),

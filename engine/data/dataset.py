@@ -135,6 +135,24 @@ def class_balance(ds: Dataset) -> dict[str, int]:
     return {name: int(counts[i]) for i, name in enumerate(ds.class_names)}
 
 
+def sample_indices(ds: Dataset, k: int) -> np.ndarray:
+    """Up to ``k`` example indices to show (e.g. a preview grid): classes in turn, else evenly spaced.
+
+    With one class per example the i-th index is the next unseen example of class i mod K
+    (skipping classes that ran out), so every class appears as often as it can.
+    """
+    k = max(0, min(int(k), len(ds)))
+    if not ds.per_example_classes:
+        return np.unique(np.linspace(0, len(ds) - 1, k).astype(np.int64)) if k else np.zeros(0, np.int64)
+    members = [list(np.flatnonzero(ds.y == c)[::-1]) for c in range(ds.n_classes)]
+    out: list[int] = []
+    while len(out) < k:
+        for queue in members:
+            if queue and len(out) < k:
+                out.append(int(queue.pop()))
+    return np.array(out, dtype=np.int64)
+
+
 def _split_count(n: int, fraction: float) -> int:
     """Examples a split of ``fraction`` gets: rounded, but never 0 for a non-zero fraction."""
     return 0 if fraction <= 0 else max(1, int(round(n * fraction)))

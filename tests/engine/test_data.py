@@ -26,6 +26,7 @@ from engine.data import (
     generators_markdown,
     make_dataset,
     read_table_preview,
+    sample_indices,
     split_dataset,
 )
 from engine.errors import DataError
@@ -628,6 +629,19 @@ def test_subset_by_indices_and_mask_keeps_metadata():
     assert part.class_names == ds.class_names and part.class_names is not ds.class_names
     np.testing.assert_array_equal(ds.subset([2, 0]).X, ds.X[[2, 0]])
     assert class_balance(part) == {"blob0": 0, "blob1": 10, "blob2": 0}
+
+
+def test_sample_indices_take_classes_in_turn_for_a_preview_grid():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 5)
+    ds = indexed(18, labels)
+    idx = sample_indices(ds, 9)
+    assert len(set(idx.tolist())) == 9
+    assert labels[idx].tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2]
+    assert labels[sample_indices(ds, 12)].tolist()[9:] == [0, 2, 0]  # class 1 ran out
+    assert len(sample_indices(ds, 100)) == 18
+    regression = indexed(50)
+    assert sample_indices(regression, 5).tolist() == [0, 12, 24, 36, 49]
+    assert sample_indices(regression, 0).tolist() == []
 
 
 def test_dataset_refuses_mismatched_lengths():
