@@ -8,8 +8,10 @@ figures (60,000 × 1 × 28 × 28) come from ``benchmarks/bench_data_memory.py``.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import struct
 import tracemalloc
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,13 @@ from engine.modelfile import load_model, save_model
 from engine.session import prepare_run, preprocess
 
 MB = 1 << 20
+
+
+def import_file(path: Path):
+    spec = importlib.util.spec_from_file_location(f"exported_{uuid.uuid4().hex}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def image_graph(shape: tuple[int, ...], classes: int, dataset: dict, **training) -> Graph:
@@ -74,7 +83,7 @@ def test_a_run_normalises_images_per_channel_in_its_one_working_copy(colour_npz)
     assert np.isfinite(run.trainer.history[-1].train_loss)
 
 
-def test_per_channel_statistics_export_and_match_onnxruntime(colour_npz):
+def test_per_channel_statistics_export_and_match_onnxruntime_numpy_and_torch(colour_npz):
     graph = image_graph((3, 4, 5), 3, {"path": "colour.npz"}, val_split=0.2)
     run = prepare_run(graph, colour_npz)
     run.trainer.run()
@@ -90,6 +99,10 @@ def test_per_channel_statistics_export_and_match_onnxruntime(colour_npz):
     got = session.run(None, {session.get_inputs()[0].name: X})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert got.argmax(axis=1).tolist() != [0] * 20  # the normalisation reached a trained model
+    for fmt in ("numpy", "torch"):
+        folder = export_model(colour_npz / "m.bpmodel", fmt, colour_npz / fmt)
+        module = import_file(folder / "model.py")
+        np.testing.assert_allclose(module.predict(X), want, rtol=1e-5, atol=1e-6, err_msg=fmt)
 
 
 def test_an_old_model_with_per_pixel_statistics_still_predicts(colour_npz):
