@@ -237,12 +237,13 @@ class Optimizer:
         Returns whether the update was applied; a non-finite gradient stops it at the block
         where it appears (later elements keep their values) and the step does not count.
         """
-        if params.shape != (self.n_params,) or grads.shape != (self.n_params,) or params.dtype != self.dtype:
+        if params.ndim != 1 or params.shape != grads.shape or len(params) != self.n_params \
+                or params.dtype != self.dtype or grads.dtype != self.dtype:
             raise ValueError(f"optimizer made for {self.n_params} {self.dtype} parameters got arrays of shape "
-                             f"{params.shape} ({params.dtype}) and {grads.shape}")
+                             f"{params.shape} ({params.dtype}) and {grads.shape} ({grads.dtype})")
         if offsets is None:
             offsets, norms = self._whole, self._norm
-        elif norms is None or norms.shape != (offsets.shape[0] - 1,):
+        elif norms is None or len(norms) != len(offsets) - 1:
             raise ValueError("Optimizer.step: norms needs one entry per segment of offsets")
         t = self.t + 1
         hp = self._hp
