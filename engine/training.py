@@ -263,7 +263,8 @@ class Trainer:
 
         Clipping's factor, the per-node norms (``self.norms``, of the final gradient) and the
         update are one pass over the buffers (:meth:`Optimizer.step`); nothing is updated
-        when the loss or the gradient is not finite.
+        when the loss (or, with clipping, the global norm) is not finite, and nothing from the
+        first non-finite gradient block on.
         """
         cfg, model = self.config, self.model
         loss = model.loss_and_grads(xb, tb)
