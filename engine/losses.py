@@ -21,31 +21,31 @@ from engine.kernels.losses import bce_logits_kernel, mae_kernel, mse_kernel, sof
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss: its kernel, whether it reads logits, and the activation it fuses with.
+    """A loss: its kernel and whether it reads (N, K) rows.
 
-    ``fuses`` names the terminal layer the loss absorbs for stability: a graph ending in
-    Softmax trained with cross-entropy computes the loss on the Softmax's input (logits).
+    Which terminal layer a loss absorbs for stability (a graph ending in Softmax trained
+    with cross-entropy computes the loss on the Softmax's input, the logits) is declared by
+    the layer: ``LayerType.absorbed_by``.
     """
 
     name: str
     help: str
     kernel: object
     two_d: bool
-    fuses: tuple[str, str] | None
     classification_only: bool = False
 
 
 LOSSES: dict[str, LossSpec] = {
     "mse": LossSpec("mse", "Mean squared error (1/n)Σ(o−t)²: regression, or 0/1 targets for a teaching MLP.",
-                    mse_kernel, False, None),
+                    mse_kernel, False),
     "mae": LossSpec("mae", "Mean absolute error (1/n)Σ|o−t|: regression robust to outliers.",
-                    mae_kernel, False, None),
+                    mae_kernel, False),
     "cross_entropy": LossSpec(
         "cross_entropy", "Softmax cross-entropy on K scores (logits); a final Softmax layer is fused "
-        "into it. Targets: class indices or one-hot rows.", softmax_ce_kernel, True, ("Softmax", ""), True),
+        "into it. Targets: class indices or one-hot rows.", softmax_ce_kernel, True, True),
     "bce_logits": LossSpec(
         "bce_logits", "Binary cross-entropy on one logit per output (a final sigmoid Activation is "
-        "fused into it). Targets 0/1.", bce_logits_kernel, False, ("Activation", "sigmoid"), True),
+        "fused into it). Targets 0/1.", bce_logits_kernel, False, True),
 }
 
 

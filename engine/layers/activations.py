@@ -6,7 +6,8 @@ import numpy as np
 
 from engine.errors import ExportError, ShapeError
 from engine.kernels.activations import CODES, PRELU, act_backward, act_forward
-from engine.layers.base import LayerType, ParamSpec, register
+from engine.kernels.mlp import ACT
+from engine.layers.base import FusedOp, LayerType, ParamSpec, register
 
 FUNCTIONS = tuple(CODES) + ("maxout",)
 FUNCTION_HELP = {
@@ -82,6 +83,14 @@ def _activation_backward(rt, dy):
     if fn == "prelu":
         rt.G["alpha"][0] = dalpha
     return [dz]
+
+
+def _activation_fuse(rt):
+    """Element-wise functions are ops of the fused chain kernel (maxout is not element-wise)."""
+    fn = rt.p["function"]
+    if fn not in CODES:
+        return None
+    return FusedOp(ACT, code=CODES[fn], weight="alpha" if fn == "prelu" else None, alpha=float(rt.p["alpha"]))
 
 
 def _activation_weights(p, in_shapes):
@@ -246,6 +255,8 @@ register(LayerType(
         "Maxout": {"function": "maxout", "pieces": 2}, "Identity": {"function": "identity"},
     },
     exporters={"onnx": _activation_onnx, "torch": _activation_torch, "numpy": _activation_numpy},
+    fuse=_activation_fuse,
+    absorbed_by=lambda p: ("bce_logits",) if p["function"] == "sigmoid" else (),
 ))
 assert PRELU == CODES["prelu"]
 
@@ -287,4 +298,5 @@ register(LayerType(
     exporters={"onnx": lambda ctx, n: ctx.op("Softmax", [n.x[0]], axis=-1),
                "torch": lambda ctx, n: ctx.module("nn.Softmax(dim=-1)"),
                "numpy": _softmax_numpy},
+    absorbed_by=lambda p: ("cross_entropy",),
 ))
