@@ -330,3 +330,18 @@ register(LayerType(
                "torch": lambda ctx, n: ctx.module("nn.Softmax(dim=-1)"),
                "numpy": _softmax_numpy},
 ))
+
+
+def activation_curve(function: str, z: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(f(z), f'(z)) of an element-wise activation, from the training kernels themselves.
+
+    For plotting the shapes a lesson compares (the flat tails of σ and tanh, ReLU's dead
+    half, the slopes α of leaky ReLU and ELU). Maxout is not element-wise and has no curve.
+    """
+    if function not in CODES:
+        raise ValueError(f"'{function}' is not an element-wise activation; curves exist for {', '.join(CODES)}")
+    z = np.ascontiguousarray(z, dtype=np.float64).reshape(-1)
+    y, dz = np.empty_like(z), np.empty_like(z)
+    act_forward(CODES[function], z, y, alpha)
+    act_backward(CODES[function], z, y, np.ones_like(z), dz, alpha)
+    return y, dz
