@@ -366,6 +366,12 @@ def _best_epoch(trace: Trace, args: tuple, sel: Selector) -> Measured:
     return Measured(None if best is None else float(best), True)
 
 
+EPOCH_HELP = {
+    "train_loss": "an epoch's training loss (mean over its steps, training mode, with any weight penalty)",
+    "val_loss": "an epoch's validation loss (evaluation mode)",
+    "train_acc": "an epoch's accuracy on the training split (evaluation mode)",
+    "val_acc": "an epoch's validation accuracy",
+}
 AT = ("at", "last", "step")
 ALL = ("at", "last", "step", "epoch")
 MEASURES: dict[str, MeasureSpec] = {m.name: m for m in (
@@ -376,11 +382,11 @@ MEASURES: dict[str, MeasureSpec] = {m.name: m for m in (
     MeasureSpec("grad_ratio", "grad(a) / grad(b) at the same step", ("node", "node"), AT, _grad_ratio),
     MeasureSpec("grad_spread", "largest / smallest gradient norm over the layers at a step", (), AT,
                 _grad_spread),
-    *(MeasureSpec(k, f"epoch metric {k}", (), ALL, _epoch_metric(k)) for k in EPOCH_METRICS),
-    *(MeasureSpec(k, f"{k} of the final model on the test split (the run's test record)", (), (),
-                  _test_metric(k)) for k in ("test_loss", "test_acc")),
-    *(MeasureSpec(f"fit_{k}", f"{k} of the final model on its training split, evaluation mode (no dropout, "
-                  "no weight penalty)", (), (), _test_metric(f"fit_{k}")) for k in ("loss", "acc")),
+    *(MeasureSpec(k, EPOCH_HELP[k], (), ALL, _epoch_metric(k)) for k in EPOCH_METRICS),
+    *(MeasureSpec(f"test_{k}", f"{k} of the final model on the test split (the run's test record)", (), (),
+                  _test_metric(f"test_{k}")) for k in ("loss", "acc")),
+    *(MeasureSpec(f"fit_{k}", f"{k} of the final model on its own training split, evaluation mode (no "
+                  "dropout, no weight penalty)", (), (), _test_metric(f"fit_{k}")) for k in ("loss", "acc")),
     MeasureSpec("gap", "generalisation gap: val_loss of the kept epoch − fit_loss", (), (), _gap),
     MeasureSpec("saturated", "saturated fraction of an activation node (all: their mean)", ("node",), AT,
                 _stats_field("saturated")),
@@ -533,7 +539,8 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
     while pos < len(text):
         m = TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise LessonError(f"unexpected character {text[pos:].strip()[:1]!r} at column {pos + 1}")
+            bad = len(text) - len(text[pos:].lstrip())
+            raise LessonError(f"unexpected character {text[bad]!r} at column {bad + 1}")
         kind = m.lastgroup or "op"
         out.append((kind, m.group(kind), m.start(kind) + 1))
         pos = m.end()
