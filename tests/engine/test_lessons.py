@@ -379,3 +379,10 @@ def test_the_evaluator_gives_the_same_answers_from_the_metrics_stream(tmp_path):
             replay.feed(name, event)
     assert [r.to_json() for r in replay.results()] == [r.to_json() for r in live.results()]
     assert all(r.met for r in live.results())
+
+
+def test_the_measures_table_in_the_docs_is_current():
+    from engine.lessons.expect import measures_markdown
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "lessons.md").read_text(encoding="utf-8")
+    assert measures_markdown() in text, "docs/lessons.md is stale: run python -m engine.lessons"
