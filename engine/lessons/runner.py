@@ -166,7 +166,19 @@ def test_record(run: Any) -> dict[str, Any]:
 
 
 def run_lesson(lesson: Lesson, progress: Callable[[str], None] | None = None) -> LessonReport:
-    """Train every run of ``lesson`` (in file order) and evaluate its expectations."""
+    """Train every run of ``lesson`` (in file order) and evaluate its expectations.
+
+    BLAS runs on one thread meanwhile: lesson networks are small, so threads only add
+    overhead, and on a busy machine spinning BLAS threads made a lesson 25× slower.
+    """
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the Numba kernels call: loaded, so it is limited too)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_lesson(lesson, progress)
+
+
+def _run_lesson(lesson: Lesson, progress: Callable[[str], None] | None) -> LessonReport:
     from engine.session import prepare_run
 
     evaluator = Evaluator(lesson)
