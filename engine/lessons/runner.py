@@ -117,9 +117,9 @@ class Evaluator:
         self.traces[run].feed(event)
 
     def listener(self, run: str) -> Callable[[Any], None]:
-        """A trainer listener feeding run ``run``."""
-        trace = self.traces[run]
-        return trace.feed
+        """A trainer listener feeding run ``run`` (still right after :meth:`reset`)."""
+        self.lesson.run(run)
+        return lambda event: self.feed(run, event)
 
     def results(self) -> list[Result]:
         out = []
