@@ -31,7 +31,7 @@ from engine.events import (
     StepEvent,
 )
 from engine.graph import PortRef
-from engine.layers.activations import RECTIFIERS, SATURATING
+from engine.layers.activations import RECTIFIERS, SATURATING, dead_fraction
 from engine.losses import loss_spec, prepare_targets
 from engine.optim import (
     apply_weight_decay,
@@ -144,8 +144,10 @@ def activation_stats(model: Model, outputs: Mapping[PortRef, np.ndarray]) -> dic
     """Mean, std and, where it means something, saturated or dead fraction per node.
 
     Statistics describe each node's primary output port. Saturated: the share of outputs in
-    the flat tails of sigmoid/tanh (σ' < ~0.01).
-    Dead: the share of ReLU units that are zero for every example of the batch.
+    the flat tails of sigmoid, tanh, scaled tanh and hard tanh (f' < ~0.01 of its peak).
+    Dead: the share of units of the rectifier family (ReLU, leaky ReLU, PReLU, ELU, softplus;
+    maxout pieces) whose slope stays below 10⁻³ for every example of the batch
+    (:func:`engine.layers.activations.dead_fraction`).
     """
     stats: dict[str, LayerStats] = {}
     for nid in model.order:
@@ -159,7 +161,7 @@ def activation_stats(model: Model, outputs: Mapping[PortRef, np.ndarray]) -> dic
             lo, hi = SATURATING[fn]
             s.saturated = float(np.mean((y <= lo) | (y >= hi)))
         elif fn in RECTIFIERS:
-            s.dead = float(np.mean(np.all(y.reshape(len(y), -1) <= 0, axis=0)))
+            s.dead = dead_fraction(model.runtimes[nid], y)
         stats[nid] = s
     return stats
 

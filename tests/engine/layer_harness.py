@@ -145,6 +145,19 @@ def _ref_split(p, xs, W, B, training, seed):
     return outs
 
 
+def _ref_mixture(p, xs, W, B, training, seed):
+    """Bishop's mixture density output, written from the formulas: per position, K mixing
+    weights by softmax, K means as they are, K deviations σ_min + e^s or σ_min + log(1 + e^s)."""
+    z, k = xs[0], p["components"]
+    out = np.empty_like(z)
+    for index in np.ndindex(z.shape[:-1]):
+        a, m, s = z[index][:k], z[index][k:2 * k], z[index][2 * k:]
+        weights = np.exp(a) / np.sum(np.exp(a))
+        spread = np.exp(s) if p["sigma"] == "exp" else np.log(1.0 + np.exp(s))
+        out[index] = np.concatenate([weights, m, p["min_sigma"] + spread])
+    return out
+
+
 Reference = Callable[..., np.ndarray | list[np.ndarray]]
 REFERENCES: dict[str, Reference] = {
     "Input": lambda p, xs, W, B, training, seed: xs[0].copy(),
@@ -158,6 +171,7 @@ REFERENCES: dict[str, Reference] = {
     "Split": _ref_split,
     "Flatten": _ref_flatten,
     "Reshape": _ref_reshape,
+    "MixtureDensity": _ref_mixture,
 }
 
 # ---- parameter counts by hand --------------------------------------------------------
@@ -173,6 +187,7 @@ PARAM_COUNTS: dict[str, Callable[[dict[str, Any], list[Shape]], int]] = {
     "Split": lambda p, s: 0,
     "Flatten": lambda p, s: 0,
     "Reshape": lambda p, s: 0,
+    "MixtureDensity": lambda p, s: 0,
 }
 
 
@@ -232,6 +247,10 @@ CASES: list[Case] = [
     Case("Reshape", {"shape": (2, 3, 4)}, ((24,),)),
     Case("Reshape", {"shape": (-1,)}, ((2, 3, 4),)),
     Case("Reshape", {"shape": (4, -1)}, ((3, 4),)),
+    Case("MixtureDensity", {"components": 3}, ((9,),)),
+    Case("MixtureDensity", {"components": 2, "sigma": "softplus", "min_sigma": 0.1}, ((6,),)),
+    Case("MixtureDensity", {"components": 1}, ((3,),)),
+    Case("MixtureDensity", {"components": 2}, ((3, 6),)),
 ]
 
 
