@@ -35,6 +35,7 @@ from engine.losses import loss_spec, prepare_targets
 from engine.optim import (
     apply_weight_decay,
     clip_by_global_norm,
+    clip_by_value,
     lr_at,
     make_optimizer,
     segment_norms,
@@ -67,6 +68,7 @@ class TrainConfig:
     optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "sgd", "lr": 0.1})
     schedule: dict[str, Any] | None = None
     clip_norm: float | None = None
+    clip_value: float | None = None
     l1: float = 0.0
     l2: float = 0.0
     val_split: float = 0.0
@@ -108,6 +110,7 @@ class TrainConfig:
             optimizer=dict(opt),
             schedule=validate_schedule(block.get("schedule")),
             clip_norm=_number(block, "clip_norm", None, 1e-12, 1e12),
+            clip_value=_number(block, "clip_value", None, 1e-12, 1e12),
             l1=_number(decay, "l1", 0.0, 0.0, 10.0) or 0.0,
             l2=_number(decay, "l2", 0.0, 0.0, 10.0) or 0.0,
             val_split=_number(block, "val_split", 0.0, 0.0, 0.9),
@@ -289,6 +292,8 @@ class Trainer:
         loss = model.loss_and_grads(xb, tb)
         if cfg.l1 or cfg.l2:
             loss += apply_weight_decay(model.params, model.grads, model.decay_mask, cfg.l1, cfg.l2)
+        if cfg.clip_value:
+            clip_by_value(model.grads, cfg.clip_value)
         if cfg.clip_norm:
             clip_by_global_norm(model.grads, cfg.clip_norm)
         segment_norms(model.grads, model.node_offsets, self.norms)

@@ -115,12 +115,15 @@ _TORCH_NATIVE = {
 
 _TORCH_LOOP = '''class RecurrentLoop(nn.Module):
     """A recurrent layer stepped in Python, for the forms torch.nn has no module for (another
-    φ than tanh, or a GRU whose reset gate comes before the product). Same equations, gate
-    order and state names as nn.RNN / nn.LSTM / nn.GRU; returns (out, state) like the layer."""
+    φ than tanh, a GRU whose reset gate comes before the product, truncated backpropagation
+    through time). Same equations, gate order and state names as nn.RNN / nn.LSTM / nn.GRU;
+    returns (out, state) like the layer. ``truncate`` k > 0 detaches the state at the
+    boundaries of blocks of k steps counted back from the last step."""
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, bias: bool, return_sequences: bool,
-                 activation: str, reset_after: bool = True) -> None:
+                 activation: str, reset_after: bool = True, truncate: int = 0) -> None:
         super().__init__()
+        self.truncate = truncate
         gates = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
         self.cell, self.hidden_size = cell, hidden_size
         self.return_sequences, self.reset_after = return_sequences, reset_after
@@ -143,8 +146,10 @@ _TORCH_LOOP = '''class RecurrentLoop(nn.Module):
         w, b = self.weight_hh_l0, self.bias_hh_l0
         h = x.new_zeros(x.shape[0], H)
         c = x.new_zeros(x.shape[0], H)
-        steps = []
-        for t in range(x.shape[1]):
+        steps, T = [], x.shape[1]
+        for t in range(T):
+            if self.truncate and t and (T - t) % self.truncate == 0:
+                h, c = h.detach(), c.detach()
             if self.cell == "rnn":
                 h = act(a[:, t] + nn.functional.linear(h, w, b))
             elif self.cell == "lstm":
@@ -178,14 +183,15 @@ def _torch(ctx, n):
         state.update(bias_ih_l0=("b", n.W["b"]), bias_hh_l0=(None, np.zeros(G)))
     common = f"{F}, {H}, bias={p['bias']}, return_sequences={p['return_sequences']}"
     native = (p["activation"] == "tanh" or (kind == "SimpleRNN" and p["activation"] == "relu")) and \
-        (kind != "GRU" or p["reset_after"])
+        (kind != "GRU" or p["reset_after"]) and not p["truncate"]
     if native:
         ctx.helper("single_bias", _TORCH_SINGLE_BIAS)
         cls = ctx.helper(f"{kind}Layer", _TORCH_NATIVE[kind])
         extra = f", nonlinearity={p['activation']!r}" if kind == "SimpleRNN" else ""
         return ctx.module(f"{cls}({common}{extra})", state)
     ctx.helper("RecurrentLoop", _TORCH_LOOP)
-    extra = f", reset_after={p['reset_after']}" if kind == "GRU" else ""
+    extra = (f", reset_after={p['reset_after']}" if kind == "GRU" else "") + \
+        (f", truncate={p['truncate']}" if p["truncate"] else "")
     return ctx.module(f"RecurrentLoop({CELL[kind]!r}, {common}, activation={p['activation']!r}{extra})", state)
 
 
