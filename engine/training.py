@@ -41,6 +41,7 @@ from engine.optim import (
     segment_norms,
     validate_schedule,
 )
+from engine.through_time import time_grads_events
 
 Listener = Callable[[Event], None]
 
@@ -345,6 +346,8 @@ class Trainer:
                                         dict(zip(names, self.norms.tolist(), strict=True)), rate))
                 if cfg.stats_every and self.step % cfg.stats_every == 1 % cfg.stats_every:
                     self.listener(StatsEvent(self.step, activation_stats(model, self._last_outputs(xb))))
+                    for time_grads in time_grads_events(model, self.step):
+                        self.listener(time_grads)
             self.epoch += 1
             event = self._end_of_epoch(loss_sum / max(seen, 1), time.perf_counter() - epoch_t0)
             monitored = event.val_loss if event.val_loss is not None else event.train_loss

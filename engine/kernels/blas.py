@@ -10,6 +10,9 @@ would not), and it takes SciPy's BLAS like ``np.dot`` does.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
 from numba import types
 from numba.extending import overload
@@ -45,3 +48,49 @@ def _gemm_impl(trans_a, trans_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc):
         xxgemm(kind, t_char if trans_b else n_char, t_char if trans_a else n_char, n, m, k,
                one.ctypes, b.ctypes, ldb, a.ctypes, lda, beta.ctypes, c.ctypes, ldc)
     return impl
+
+
+class _OneBlasThread:
+    """``with ONE_BLAS_THREAD:`` — SciPy's BLAS, the one Numba's kernels call, on one thread.
+
+    The recurrent kernels make two small products per time step (≈10⁶ flops each); OpenBLAS
+    splits products of that size between its threads, paying a synchronisation per call,
+    and when another process holds the second core every step waits for it (measured: W5
+    eight times slower). Entered from several threads at once, the first entrant lowers the
+    thread count and the last to leave restores it. NumPy's own BLAS is left alone.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: list[tuple[Any, int]] = []
+        self._libraries: list[Any] | None = None
+
+    def _find(self) -> list[Any]:
+        if self._libraries is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (loaded, so threadpoolctl sees it)
+            from threadpoolctl import ThreadpoolController
+
+            self._libraries = [lc for lc in ThreadpoolController().lib_controllers
+                               if lc.user_api == "blas" and "numpy.libs" not in lc.filepath]
+        return self._libraries
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._saved = [(lc, lc.get_num_threads()) for lc in self._find()]
+                for lc, n in self._saved:
+                    if n != 1:
+                        lc.set_num_threads(1)
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                for lc, n in self._saved:
+                    if n != 1:
+                        lc.set_num_threads(n)
+
+
+ONE_BLAS_THREAD = _OneBlasThread()

@@ -25,6 +25,7 @@ import numpy as np
 from engine.errors import ShapeError
 from engine.init import INITIALISERS, initialise
 from engine.kernels import recurrent as K
+from engine.kernels.blas import ONE_BLAS_THREAD
 from engine.layers.base import LayerType, NodeRuntime, ParamSpec, register
 from engine.layers.recurrent_export import EXPORTERS
 
@@ -154,14 +155,16 @@ def _code(rt: NodeRuntime) -> int:
 def _rnn_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["w"], rt.W["Wx"], _bias_or_none(rt, "b", s), rt.W["Wh"], rt.p["bias"])
-    K.rnn_forward(x, s["w"], _code(rt), s["xh"])
+    with ONE_BLAS_THREAD:
+        K.rnn_forward(x, s["w"], _code(rt), s["xh"])
     return _outputs(rt, s)
 
 
 def _lstm_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["w"], rt.W["Wx"], _bias_or_none(rt, "b", s), rt.W["Wh"], rt.p["bias"])
-    K.lstm_forward(x, s["w"], _code(rt), s["xh"], s["gates"], s["cs"], s["acs"])
+    with ONE_BLAS_THREAD:
+        K.lstm_forward(x, s["w"], _code(rt), s["xh"], s["gates"], s["cs"], s["acs"])
     return _outputs(rt, s)
 
 
@@ -169,7 +172,8 @@ def _gru_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["wx"], rt.W["Wx"], _bias_or_none(rt, "bx", s), s["wx"][:0], rt.p["bias"])
     K.pack(s["wh"], s["wh"][:0], _bias_or_none(rt, "bh", s), rt.W["Wh"], rt.p["bias"])
-    K.gru_forward(x, s["wx"], s["wh"], _code(rt), rt.p["reset_after"], s["xh"], s["gates"], s["hn"], s["hw"])
+    with ONE_BLAS_THREAD:
+        K.gru_forward(x, s["wx"], s["wh"], _code(rt), rt.p["reset_after"], s["xh"], s["gates"], s["hn"], s["hw"])
     return _outputs(rt, s)
 
 
@@ -210,8 +214,9 @@ def _bias_grad(rt: NodeRuntime, name: str, s: dict[str, np.ndarray]) -> np.ndarr
 def _rnn_backward(rt, dys):
     s = rt.scratch
     dseq, dlast = _port_gradients(rt, s, dys)
-    K.rnn_backward(dseq, dlast, s["w"], s["xh"], _code(rt), rt.p["truncate"], rt.need_input_grad, s["dg"], s["dh"],
-                   s["dw"], s["dxs"], s["hn2"])
+    with ONE_BLAS_THREAD:
+        K.rnn_backward(dseq, dlast, s["w"], s["xh"], _code(rt), rt.p["truncate"], rt.need_input_grad, s["dg"], s["dh"],
+                       s["dw"], s["dxs"], s["hn2"])
     K.unpack(s["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
     return _input_gradient(rt, s)
 
@@ -219,8 +224,9 @@ def _rnn_backward(rt, dys):
 def _lstm_backward(rt, dys):
     s = rt.scratch
     dseq, dlast = _port_gradients(rt, s, dys)
-    K.lstm_backward(dseq, dlast, s["w"], s["xh"], s["gates"], s["cs"], s["acs"], _code(rt), rt.p["truncate"],
-                    rt.need_input_grad, s["dg"], s["dh"], s["dc"], s["dw"], s["dxs"], s["hn2"])
+    with ONE_BLAS_THREAD:
+        K.lstm_backward(dseq, dlast, s["w"], s["xh"], s["gates"], s["cs"], s["acs"], _code(rt), rt.p["truncate"],
+                        rt.need_input_grad, s["dg"], s["dh"], s["dc"], s["dw"], s["dxs"], s["hn2"])
     K.unpack(s["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
     return _input_gradient(rt, s)
 
@@ -229,9 +235,10 @@ def _gru_backward(rt, dys):
     s = rt.scratch
     dseq, dlast = _port_gradients(rt, s, dys)
     after = rt.p["reset_after"]
-    K.gru_backward(dseq, dlast, s["wx"], s["wh"], s["xh"], s["gates"], s["hn"], _code(rt), after, rt.p["truncate"],
-                   rt.need_input_grad, s["dg"], s["dgh"] if after else s["dg"], s["dh"], s["carry"], s["drh"],
-                   s["dwx"], s["dwh"], s["dxs"], s["hn2"])
+    with ONE_BLAS_THREAD:
+        K.gru_backward(dseq, dlast, s["wx"], s["wh"], s["xh"], s["gates"], s["hn"], _code(rt), after, rt.p["truncate"],
+                       rt.need_input_grad, s["dg"], s["dgh"] if after else s["dg"], s["dh"], s["carry"], s["drh"],
+                       s["dwx"], s["dwh"], s["dxs"], s["hn2"])
     K.unpack(s["dwx"], rt.G["Wx"], _bias_grad(rt, "bx", s), s["dwx"][:0], rt.p["bias"])
     K.unpack(s["dwh"], s["dwh"][:0], _bias_grad(rt, "bh", s), rt.G["Wh"], rt.p["bias"])
     return _input_gradient(rt, s)
