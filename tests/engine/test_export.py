@@ -282,7 +282,8 @@ def example_exports(tmp_path_factory):
             graph = Graph.load(path)
             graph.training["normalize"] = True
             run = prepare_run(graph, EXAMPLES, epochs=1)
-            run.trainer.run()
+            if run.trainer.run().reason == "diverged":  # rnn_exploding does, by design: export its start
+                run.model.init_weights(run.config.seed)
             folder = tmp_path_factory.mktemp(path.stem)
             save_model(folder / "m.bpmodel", run.model, run.meta())
             names = {"onnx": "m.onnx", "torch": "torch", "numpy": "numpy"}
