@@ -303,8 +303,8 @@ def _params(kind: str) -> tuple[ParamSpec, ...]:
     return tuple(common)
 
 
-_PORTS = ("Ports: `out` is h_1…h_T (time, units) with return_sequences, else h_T (units,); `state` is "
-          "always the final hidden state h_T (units,). Input (time, features); the state starts at zero. ")
+_PORTS = ("Output port out is h_1…h_T (time, units) with return_sequences, else h_T (units,); port state "
+          "is always the final hidden state h_T (units,). Input (time, features); the state starts at zero. ")
 _HELP = {
     "SimpleRNN": "Elman recurrent layer: h_t = φ(x_t Wx + h_{t−1} Wh + b), h_0 = 0. " + _PORTS
     + "Backpropagation through time multiplies the gradient by diag(φ′) Whᵀ at every step back, so it "
@@ -339,7 +339,7 @@ for _kind in ("SimpleRNN", "LSTM", "GRU"):
         weights=_weights(_kind),
         init=_init(_kind),
         decay=("Wx", "Wh"),
-        key_params=("units", "return_sequences"),
+        key_params=("units",),
         outputs=("out", "state"),
         scratch=_scratch(_kind),
         exporters=EXPORTERS,
