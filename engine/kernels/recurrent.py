@@ -28,7 +28,15 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.blas import gemm
-from engine.kernels.vecmath import ACTIVATIONS, KERNEL, SIGMOID, activate, sigmoid_slope, slope, slope_coefficients
+from engine.kernels.vecmath import (
+    ACTIVATIONS,
+    KERNEL,
+    SIGMOID,
+    activate,
+    sigmoid_slope,
+    slope,
+    slope_coefficients,
+)
 
 __all__ = ["ACTIVATIONS"]
 
@@ -133,6 +141,18 @@ def cut_here(T, t, truncate):
 
 
 @njit(**KERNEL)
+def accumulate_weight_gradient(xht, dgt, dW, F, t, T):
+    """∂L/∂W += xh[t] δ_tᵀ, steps taken from the last (t = T − 1 writes, the others add); at
+    t = 0 only the rows [x_0; 1] (h_{−1} = 0 adds nothing)."""
+    K, G = dW.shape
+    N = dgt.shape[1]
+    rows = K if t > 0 else F + 1
+    gemm(False, True, rows, G, N, xht, N, dgt, N, t < T - 1, dW, G)
+    if t == 0 and T == 1:
+        dW[F + 1:] = 0
+
+
+@njit(**KERNEL)
 def propagate(W, F, dgt, dh, dxs, t, need_dx, carry_on):
     """From δ_t (G, N) with W = [Wx; b; Wh]: ∂L/∂x_t = Wx δ_t into dxs[t] (if asked) and
     ∂L/∂h_{t−1} = Wh δ_t into dh (if the gradient goes on), one product each."""
@@ -153,7 +173,7 @@ def rnn_forward(x, W, code, xh):
     load_inputs(x, xh)
     for t in range(T):
         h = flat(xh[t + 1])[(F + 1) * N:]
-        gemm(True, False, H, N, K, W, H, xh[t], N, False, h, N)
+        gemm(True, False, H, N, K if t > 0 else F + 1, W, H, xh[t], N, False, h, N)  # h_{−1} = 0
         activate(code, h)
 
 
@@ -172,7 +192,7 @@ def rnn_backward(dseq, dlast, W, xh, code, truncate, need_dx, dg, dh, dW, dxs, h
         d, h, g = flat(dg[t]), flat(xh[t + 1])[(F + 1) * N:], flat(dh)
         for j in range(d.size):
             d[j] = g[j] * slope(k, h[j])
-        gemm(False, True, F + 1 + H, H, N, xh[t], N, dg[t], N, t < T - 1, dW, H)
+        accumulate_weight_gradient(xh[t], dg[t], dW, F, t, T)
         go_on = t > 0 and not cut_here(T, t, truncate)
         propagate(W, F, dg[t], dh, dxs, t, need_dx, go_on)
         if t > 0 and not go_on:
@@ -197,13 +217,13 @@ def lstm_forward(x, W, code, xh, gates, cs, acs):
     load_inputs(x, xh)
     cs[0] = 0
     for t in range(T):
-        gemm(True, False, G, N, K, W, G, xh[t], N, False, gates[t], N)
+        gemm(True, False, G, N, K if t > 0 else F + 1, W, G, xh[t], N, False, gates[t], N)  # h_{−1} = 0
         z = flat(gates[t])
         i, f, g, o = z[:M], z[M:2 * M], z[2 * M:3 * M], z[3 * M:]
+        cp, c, a, h = flat(cs[t]), flat(cs[t + 1]), flat(acs[t]), flat(xh[t + 1])[(F + 1) * N:]
         activate(SIGMOID, z[:2 * M])
         activate(code, g)
         activate(SIGMOID, o)
-        cp, c, a, h = flat(cs[t]), flat(cs[t + 1]), flat(acs[t]), flat(xh[t + 1])[(F + 1) * N:]
         for j in range(M):
             c[j] = f[j] * cp[j] + i[j] * g[j]
         a[:] = c
@@ -240,7 +260,7 @@ def lstm_backward(dseq, dlast, W, xh, gates, cs, acs, code, truncate, need_dx, d
             dgg[j] = dcc * i[j] * slope(k, g[j])
             do[j] = dhf[j] * a[j] * sigmoid_slope(o[j])
             dcf[j] = dcc * f[j]
-        gemm(False, True, F + 1 + H, G, N, xh[t], N, dg[t], N, t < T - 1, dW, G)
+        accumulate_weight_gradient(xh[t], dg[t], dW, F, t, T)
         go_on = t > 0 and not cut_here(T, t, truncate)
         propagate(W, F, dg[t], dh, dxs, t, need_dx, go_on)
         if t > 0 and not go_on:
