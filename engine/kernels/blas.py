@@ -84,6 +84,14 @@ class _OneBlasThread:
                         lc.set_num_threads(1)
             self._depth += 1
 
+    def budget(self) -> int:
+        """How many threads SciPy's BLAS may use outside these blocks (its setting, as
+        OPENBLAS_NUM_THREADS or threadpoolctl left it)."""
+        with self._lock:
+            if self._depth > 0:
+                return max((n for _, n in self._saved), default=1)
+            return max((lc.get_num_threads() for lc in self._find()), default=1)
+
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._depth -= 1

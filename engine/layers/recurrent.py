@@ -18,6 +18,7 @@ caches in the layer's declared scratch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -95,24 +96,47 @@ def _shape(kind: str) -> Callable[..., list[tuple[int, ...]]]:
     return shape
 
 
+MIN_SPLIT = 16
+"""The smallest batch that is split into two halves computed on two threads at once."""
+
+
+def chunks(n: int, budget: int | None = None) -> list[tuple[int, int]]:
+    """Rows [a, b) of a batch of ``n`` per chunk. A step's products are too small to share
+    between threads, but the halves of a batch are independent sequences: when SciPy's BLAS
+    may use two threads (its ``budget``) and the batch has at least MIN_SPLIT examples, the
+    two halves run at once on two threads; otherwise the batch is one chunk."""
+    budget = ONE_BLAS_THREAD.budget() if budget is None else budget
+    if budget < 2 or n < MIN_SPLIT:
+        return [(0, n)]
+    half = (n + 1) // 2
+    return [(0, half), (half, n)]
+
+
 def _scratch(kind: str) -> Callable[..., dict[str, tuple[int, ...]]]:
-    """Per-batch arrays, feature-major per step (see engine.kernels.recurrent)."""
+    """Per-batch arrays: the packed weights and the ports' arrays, then one set per chunk
+    ("0:xh", "1:xh", …), feature-major per step (see engine.kernels.recurrent)."""
     def scratch(p, in_shapes, n):
         (T, F), H = in_shapes[0], p["units"]
         G = GATES[kind] * H
-        out = {"xh": (T + 1, F + 1 + H, n), "gates": (T, G, n), "dg": (T, G, n), "dh": (H, n), "dxs": (T, F, n),
-               "state": (n, H), "dlast": (n, H), "hn2": (T,)}
+        parts = chunks(n)
+        weights = {"wx": (F + 1, G), "wh": (H + 1, G)} if kind == "GRU" else {"w": (F + 1 + H, G)}
+        grads = {"d" + name: shape for name, shape in weights.items()}
+        out = {"state": (n, H), "dlast": (n, H), "hn2": (T,), **weights}
         if p["return_sequences"]:
             out["seq"] = (n, T, H)
-        if kind == "GRU":
-            out.update(wx=(F + 1, G), wh=(H + 1, G), dwx=(F + 1, G), dwh=(H + 1, G), hn=(T, H + 1, n), hw=(G, n),
-                       carry=(H, n), drh=(H, n))
-            if p["reset_after"]:
-                out["dgh"] = (T, G, n)
-        else:
-            out.update(w=(F + 1 + H, G), dw=(F + 1 + H, G))
-        if kind == "LSTM":
-            out.update(cs=(T + 1, H, n), acs=(T, H, n), dc=(H, n))
+        if len(parts) > 1:
+            out.update(grads)  # the sum of the chunks' gradients
+        for k, (a, b) in enumerate(parts):
+            m = b - a
+            per = {"xh": (T + 1, F + 1 + H, m), "gates": (T, G, m), "dg": (T, G, m), "dh": (H, m),
+                   "dxs": (T, F, m), "hn2": (T,), **grads}
+            if kind == "LSTM":
+                per.update(cs=(T + 1, H, m), acs=(T, H, m), dc=(H, m))
+            if kind == "GRU":
+                per.update(hn=(T, H + 1, m), hw=(G, m), carry=(H, m), drh=(H, m))
+                if p["reset_after"]:
+                    per["dgh"] = (T, G, m)
+            out.update({f"{k}:{name}": shape for name, shape in per.items()})
         return out
     return scratch
 
@@ -127,6 +151,39 @@ def _buffers(rt: NodeRuntime, n: int) -> dict[str, np.ndarray]:
     return s
 
 
+Part = tuple[int, int, dict[str, np.ndarray]]
+
+
+def _parts(s: dict[str, np.ndarray]) -> list[Part]:
+    """(first row, end row, that chunk's arrays by name) for every chunk of the scratch."""
+    out: list[Part] = []
+    start = 0
+    while f"{len(out)}:xh" in s:
+        prefix = f"{len(out)}:"
+        arrays = {name[len(prefix):]: v for name, v in s.items() if name.startswith(prefix)}
+        end = start + arrays["xh"].shape[2]
+        out.append((start, end, arrays))
+        start = end
+    return out
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _run(tasks: list[Callable[[], None]]) -> None:
+    """Run the chunks' kernels: the first on this thread, the second on a helper thread at
+    the same time (the kernels release the GIL)."""
+    global _POOL
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recurrent")
+    future = _POOL.submit(tasks[1])
+    tasks[0]()
+    future.result()
+
+
 _EMPTY = {np.dtype(np.float32): np.empty((0, 0, 0), np.float32), np.dtype(np.float64): np.empty((0, 0, 0))}
 
 
@@ -137,13 +194,6 @@ def _start(rt: NodeRuntime, xs: list[np.ndarray]) -> tuple[np.ndarray, dict[str,
     return x, _buffers(rt, len(x))
 
 
-def _outputs(rt: NodeRuntime, s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    seq = s.get("seq", s["state"])
-    K.hidden_outputs(s["xh"], rt.in_shapes[0][1], seq.reshape(len(s["state"]), -1, rt.p["units"]), s["state"],
-                     rt.p["return_sequences"])
-    return (seq if rt.p["return_sequences"] else s["state"]), s["state"]
-
-
 def _bias_or_none(rt: NodeRuntime, name: str, s: dict[str, np.ndarray]) -> np.ndarray:
     return rt.W[name] if rt.p["bias"] else s["hn2"]  # an unused stand-in without a bias
 
@@ -152,29 +202,49 @@ def _code(rt: NodeRuntime) -> int:
     return K.ACTIVATIONS[rt.p["activation"]]
 
 
+ChunkForward = Callable[[np.ndarray, dict[str, np.ndarray]], None]
+
+
+def _forward_chunks(rt: NodeRuntime, x: np.ndarray, s: dict[str, np.ndarray],
+                    run: ChunkForward) -> tuple[np.ndarray, np.ndarray]:
+    """``run(x rows, chunk arrays)`` for every chunk, then its hidden states into the ports."""
+    F, H, state = rt.in_shapes[0][1], rt.p["units"], s["state"]
+    seq = s.get("seq")
+
+    def task(a: int, b: int, c: dict[str, np.ndarray]) -> Callable[[], None]:
+        def go() -> None:
+            run(x[a:b], c)
+            rows = seq[a:b] if seq is not None else state[a:b].reshape(b - a, 1, H)
+            K.hidden_outputs(c["xh"], F, rows, state[a:b], seq is not None)
+        return go
+
+    with ONE_BLAS_THREAD:
+        _run([task(a, b, c) for a, b, c in _parts(s)])
+    return (seq if seq is not None else state), state
+
+
 def _rnn_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["w"], rt.W["Wx"], _bias_or_none(rt, "b", s), rt.W["Wh"], rt.p["bias"])
-    with ONE_BLAS_THREAD:
-        K.rnn_forward(x, s["w"], _code(rt), s["xh"])
-    return _outputs(rt, s)
+    code = _code(rt)
+    return _forward_chunks(rt, x, s, lambda xc, c: K.rnn_forward(xc, s["w"], code, c["xh"]))
 
 
 def _lstm_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["w"], rt.W["Wx"], _bias_or_none(rt, "b", s), rt.W["Wh"], rt.p["bias"])
-    with ONE_BLAS_THREAD:
-        K.lstm_forward(x, s["w"], _code(rt), s["xh"], s["gates"], s["cs"], s["acs"])
-    return _outputs(rt, s)
+    code = _code(rt)
+    return _forward_chunks(rt, x, s, lambda xc, c: K.lstm_forward(xc, s["w"], code, c["xh"], c["gates"], c["cs"],
+                                                                  c["acs"]))
 
 
 def _gru_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["wx"], rt.W["Wx"], _bias_or_none(rt, "bx", s), s["wx"][:0], rt.p["bias"])
     K.pack(s["wh"], s["wh"][:0], _bias_or_none(rt, "bh", s), rt.W["Wh"], rt.p["bias"])
-    with ONE_BLAS_THREAD:
-        K.gru_forward(x, s["wx"], s["wh"], _code(rt), rt.p["reset_after"], s["xh"], s["gates"], s["hn"], s["hw"])
-    return _outputs(rt, s)
+    code, after = _code(rt), rt.p["reset_after"]
+    return _forward_chunks(rt, x, s, lambda xc, c: K.gru_forward(xc, s["wx"], s["wh"], code, after, c["xh"],
+                                                                 c["gates"], c["hn"], c["hw"]))
 
 
 # ---- backward -------------------------------------------------------------------------------
@@ -197,14 +267,31 @@ def _port_gradients(rt: NodeRuntime, s: dict[str, np.ndarray], dys) -> tuple[np.
     return dseq, dlast
 
 
-def _input_gradient(rt: NodeRuntime, s: dict[str, np.ndarray]) -> list[np.ndarray | None]:
-    """∂L/∂x as an (N, T, F) batch (None when the layer reads the data); keeps the norms."""
+ChunkBackward = Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], None]
+
+
+def _backward_chunks(rt: NodeRuntime, s: dict[str, np.ndarray], dys, run: ChunkBackward,
+                     grads: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[np.ndarray | None]]:
+    """``run(∂L/∂seq rows, ∂L/∂h_T rows, chunk arrays)`` for every chunk; returns the weight
+    gradients summed over the chunks and [∂L/∂x] (None when the layer reads the data)."""
+    dseq, dlast = _port_gradients(rt, s, dys)
+    parts = _parts(s)
+    with ONE_BLAS_THREAD:
+        _run([(lambda a=a, b=b, c=c: run(dseq[a:b] if dseq.size else dseq, dlast[a:b], c))
+              for a, b, c in parts])
+    if len(parts) == 1:
+        total = {name: parts[0][2][name] for name in grads}
+        s["hn2"][:] = parts[0][2]["hn2"]
+    else:
+        total = {name: np.add(parts[0][2][name], parts[1][2][name], out=s[name]) for name in grads}
+        np.add(parts[0][2]["hn2"], parts[1][2]["hn2"], out=s["hn2"])
     rt.cache["time_grads"] = s["hn2"]
     if not rt.need_input_grad:
-        return [None]
+        return total, [None]
     dx = np.empty(rt.cache["x_shape"], rt.dtype)
-    K.input_gradient_to_batch(s["dxs"], dx)
-    return [dx]
+    for a, b, c in parts:
+        K.input_gradient_to_batch(c["dxs"], dx[a:b])
+    return total, [dx]
 
 
 def _bias_grad(rt: NodeRuntime, name: str, s: dict[str, np.ndarray]) -> np.ndarray:
@@ -212,36 +299,32 @@ def _bias_grad(rt: NodeRuntime, name: str, s: dict[str, np.ndarray]) -> np.ndarr
 
 
 def _rnn_backward(rt, dys):
-    s = rt.scratch
-    dseq, dlast = _port_gradients(rt, s, dys)
-    with ONE_BLAS_THREAD:
-        K.rnn_backward(dseq, dlast, s["w"], s["xh"], _code(rt), rt.p["truncate"], rt.need_input_grad, s["dg"], s["dh"],
-                       s["dw"], s["dxs"], s["hn2"])
-    K.unpack(s["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
-    return _input_gradient(rt, s)
+    s, code, cut, need = rt.scratch, _code(rt), rt.p["truncate"], rt.need_input_grad
+    total, dx = _backward_chunks(rt, s, dys, lambda dseq, dlast, c: K.rnn_backward(
+        dseq, dlast, s["w"], c["xh"], code, cut, need, c["dg"], c["dh"], c["dw"], c["dxs"], c["hn2"]), ("dw",))
+    K.unpack(total["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
+    return dx
 
 
 def _lstm_backward(rt, dys):
-    s = rt.scratch
-    dseq, dlast = _port_gradients(rt, s, dys)
-    with ONE_BLAS_THREAD:
-        K.lstm_backward(dseq, dlast, s["w"], s["xh"], s["gates"], s["cs"], s["acs"], _code(rt), rt.p["truncate"],
-                        rt.need_input_grad, s["dg"], s["dh"], s["dc"], s["dw"], s["dxs"], s["hn2"])
-    K.unpack(s["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
-    return _input_gradient(rt, s)
+    s, code, cut, need = rt.scratch, _code(rt), rt.p["truncate"], rt.need_input_grad
+    total, dx = _backward_chunks(rt, s, dys, lambda dseq, dlast, c: K.lstm_backward(
+        dseq, dlast, s["w"], c["xh"], c["gates"], c["cs"], c["acs"], code, cut, need, c["dg"], c["dh"], c["dc"],
+        c["dw"], c["dxs"], c["hn2"]), ("dw",))
+    K.unpack(total["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
+    return dx
 
 
 def _gru_backward(rt, dys):
-    s = rt.scratch
-    dseq, dlast = _port_gradients(rt, s, dys)
+    s, code, cut, need = rt.scratch, _code(rt), rt.p["truncate"], rt.need_input_grad
     after = rt.p["reset_after"]
-    with ONE_BLAS_THREAD:
-        K.gru_backward(dseq, dlast, s["wx"], s["wh"], s["xh"], s["gates"], s["hn"], _code(rt), after, rt.p["truncate"],
-                       rt.need_input_grad, s["dg"], s["dgh"] if after else s["dg"], s["dh"], s["carry"], s["drh"],
-                       s["dwx"], s["dwh"], s["dxs"], s["hn2"])
-    K.unpack(s["dwx"], rt.G["Wx"], _bias_grad(rt, "bx", s), s["dwx"][:0], rt.p["bias"])
-    K.unpack(s["dwh"], s["dwh"][:0], _bias_grad(rt, "bh", s), rt.G["Wh"], rt.p["bias"])
-    return _input_gradient(rt, s)
+    total, dx = _backward_chunks(rt, s, dys, lambda dseq, dlast, c: K.gru_backward(
+        dseq, dlast, s["wx"], s["wh"], c["xh"], c["gates"], c["hn"], code, after, cut, need, c["dg"],
+        c["dgh"] if after else c["dg"], c["dh"], c["carry"], c["drh"], c["dwx"], c["dwh"], c["dxs"], c["hn2"]),
+        ("dwx", "dwh"))
+    K.unpack(total["dwx"], rt.G["Wx"], _bias_grad(rt, "bx", s), total["dwx"][:0], rt.p["bias"])
+    K.unpack(total["dwh"], total["dwh"][:0], _bias_grad(rt, "bh", s), rt.G["Wh"], rt.p["bias"])
+    return dx
 
 
 # ---- what the studio reads ------------------------------------------------------------------
@@ -254,9 +337,11 @@ def time_gradient_norms(rt: NodeRuntime) -> np.ndarray | None:
 def trace(rt: NodeRuntime, example: int = 0) -> dict[str, Any]:
     """What the last forward did to one example: ``hidden`` (units × time), every gate's
     activation (units × time, e.g. LSTM ``f``) and, for LSTM, ``forget_mean`` (time,)."""
-    s, H, F = rt.scratch, rt.p["units"], rt.in_shapes[0][1]
-    out: dict[str, Any] = {"hidden": s["xh"][1:, F + 1:, example].T.astype(np.float64)}
-    gates = {name: s["gates"][:, k * H:(k + 1) * H, example].T.astype(np.float64)
+    H, F = rt.p["units"], rt.in_shapes[0][1]
+    a, _, c = next(part for part in _parts(rt.scratch) if part[0] <= example < part[1])
+    i = example - a
+    out: dict[str, Any] = {"hidden": c["xh"][1:, F + 1:, i].T.astype(np.float64)}
+    gates = {name: c["gates"][:, k * H:(k + 1) * H, i].T.astype(np.float64)
              for k, name in enumerate(GATE_NAMES[rt.type.name])}
     out["gates"] = gates
     out["forget_mean"] = gates["f"].mean(axis=0) if "f" in gates else None

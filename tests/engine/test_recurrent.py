@@ -19,7 +19,7 @@ from engine.export import export_model
 from engine.graph import Graph
 from engine.kernels.blas import ONE_BLAS_THREAD
 from engine.kernels.vecmath import ACTIVATIONS, activate
-from engine.layers.recurrent import time_gradient_norms
+from engine.layers.recurrent import time_gradient_norms, trace
 from engine.modelfile import save_model
 from engine.through_time import hidden_trace, sigma_max
 from engine.training import TrainConfig, Trainer
@@ -43,12 +43,16 @@ def port_gradients(rt, rng, n):
 # ---- long sequences against the NumPy reference -------------------------------------------------
 @pytest.mark.parametrize("case", LONG, ids=[c.id for c in LONG])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_kernels_match_the_numpy_bptt_reference_on_50_steps(case, dtype):
+@pytest.mark.parametrize("threads", [1, 2], ids=["one-chunk", "two-halves"])
+def test_kernels_match_the_numpy_bptt_reference_on_50_steps(case, dtype, threads, monkeypatch):
+    """With a BLAS budget of two threads a batch of 17 runs as halves of 9 and 8 on two threads."""
+    monkeypatch.setattr(ONE_BLAS_THREAD, "budget", lambda: threads)
     rt = make_runtime(case, dtype)
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(7, 50, 3)).astype(dtype)
-    dseq, dlast = port_gradients(rt, rng, 7)
+    x = rng.normal(size=(17, 50, 3)).astype(dtype)
+    dseq, dlast = port_gradients(rt, rng, 17)
     out, state = rt.type.forward(rt, [x])
+    assert sum(key.endswith(":xh") for key in rt.scratch) == threads
     dys = (dlast if dseq is None else dseq, None if dseq is None else dlast)
     (dx,) = rt.type.backward(rt, tuple(np.asarray(d, dtype) if d is not None else None for d in dys))
     want_out, grads, want_dx, norms = bptt(case.type, rt.p, x, dict(rt.W), dseq, dlast)
@@ -66,6 +70,8 @@ def test_kernels_match_the_numpy_bptt_reference_on_50_steps(case, dtype):
     close(time_gradient_norms(rt), norms, "‖∂L/∂h_t‖")
     if rt.p["truncate"]:
         assert norms[0] == 0.0  # a last-state gradient does not reach across the cut
+    assert trace(rt, 12)["hidden"].shape == (rt.p["units"], 50)
+    np.testing.assert_allclose(trace(rt, 12)["hidden"][:, -1], want_out[1][12], rtol=rtol, atol=rtol)
 
 
 def test_float32_gate_functions_are_accurate_and_keep_non_finite_values():
