@@ -24,6 +24,12 @@ class Workload:
     seq_len: int = 0                      # > 0: examples are (seq_len, n_in) sequences
     gemm_target: float | None = None      # fraction of NumPy's GEMM throughput the step must reach
 
+    @property
+    def dense_only(self) -> bool:
+        """Whether every layer is a Dense or an activation: only then is the step's FLOP count
+        (and the share of the machine's GEMM rate it reaches) computed here."""
+        return self.seq_len == 0 and all(kind in ("dense", "relu", "sigmoid", "tanh") for kind, _ in self.layers)
+
     def dense_shapes(self) -> list[tuple[int, int]]:
         """(fan_in, units) of every Dense layer, in order."""
         shapes, width = [], self.n_in
