@@ -199,35 +199,42 @@ def _window_warnings(layer: str):
 
 
 # ---- pooling ----------------------------------------------------------------------------
-def _pool_forward(kind: str):
-    kernel = max_pool_forward if kind == "max" else avg_pool_forward
-
-    def forward(rt, xs):
-        plan = plan_of(rt)
-        x = _images(rt, xs[0], plan)
-        y = np.empty((len(x), plan.c, plan.ho, plan.wo), rt.dtype)
-        kernel(x, *plan.pool_args, y)
-        rt.cache["x"], rt.cache["y"] = x, y
-        return y.reshape((len(x),) + tuple(rt.out_shape))
-
-    forward.__doc__ = kernel.__doc__
-    return forward
+def _max_pool_forward(rt, xs):
+    """y = the maximum of each window; the position of each maximum is kept for backward."""
+    plan = plan_of(rt)
+    x = _images(rt, xs[0], plan)
+    y = np.empty((len(x), plan.c, plan.ho, plan.wo), rt.dtype)
+    argmax = np.empty(y.shape, np.int32)
+    max_pool_forward(x, *plan.pool_args, y, argmax)
+    rt.cache["argmax"], rt.cache["n"] = argmax, len(x)
+    return y.reshape((len(x),) + tuple(rt.out_shape))
 
 
 def _max_pool_backward(rt, dy):
     """∂L/∂y of each window goes to the (first) pixel that held its maximum."""
-    plan, x, y = plan_of(rt), rt.cache["x"], rt.cache["y"]
-    dx = np.empty_like(x)
-    max_pool_backward(x, y, np.ascontiguousarray(dy, dtype=rt.dtype).reshape(y.shape), *plan.pool_args, dx)
-    return [dx.reshape((len(x),) + tuple(rt.in_shapes[0]))]
+    plan, argmax, n = plan_of(rt), rt.cache["argmax"], rt.cache["n"]
+    dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype)
+    max_pool_backward(np.ascontiguousarray(dy, dtype=rt.dtype).reshape(argmax.shape), argmax, dx)
+    return [dx.reshape((n,) + tuple(rt.in_shapes[0]))]
+
+
+def _avg_pool_forward(rt, xs):
+    """y = the mean of each window (padding counted as zeros)."""
+    plan = plan_of(rt)
+    x = _images(rt, xs[0], plan)
+    y = np.empty((len(x), plan.c, plan.ho, plan.wo), rt.dtype)
+    avg_pool_forward(x, *plan.pool_args, y)
+    rt.cache["n"] = len(x)
+    return y.reshape((len(x),) + tuple(rt.out_shape))
 
 
 def _avg_pool_backward(rt, dy):
     """∂L/∂y of each window is shared equally by its kh·kw positions (padding included)."""
-    plan, x, y = plan_of(rt), rt.cache["x"], rt.cache["y"]
-    dx = np.empty_like(x)
-    avg_pool_backward(np.ascontiguousarray(dy, dtype=rt.dtype).reshape(y.shape), *plan.pool_args, dx)
-    return [dx.reshape((len(x),) + tuple(rt.in_shapes[0]))]
+    plan, n = plan_of(rt), rt.cache["n"]
+    dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype)
+    delta = np.ascontiguousarray(dy, dtype=rt.dtype).reshape(n, plan.c, plan.ho, plan.wo)
+    avg_pool_backward(delta, *plan.pool_args, dx)
+    return [dx.reshape((n,) + tuple(rt.in_shapes[0]))]
 
 
 def _pool_shape(layer: str):
@@ -338,8 +345,10 @@ def _conv_type(rank: int) -> LayerType:
     help_text = (
         f"Slides F learned kernels of size C×{window} over a {image}: every output value is a weighted sum of "
         f"one window of the input plus a bias, and the same kernel is used at every position (weight sharing), "
-        f"so the layer has (" + ("kh·kw" if rank == 2 else "k") + "·C + 1)·F weights, e.g. (5·5·1 + 1)·6 = 156 "
-        f"for 6 filters of 5×5 on a grey image. {ARITHMETIC_HELP} A 1×1 convolution mixes channels at every "
+        f"so the layer has (" + ("kh·kw" if rank == 2 else "k") + "·C + 1)·F weights, e.g. "
+        + ("(5·5·1 + 1)·6 = 156 for 6 filters of 5×5 on a grey image" if rank == 2 else
+           "(5·1 + 1)·6 = 36 for 6 filters of length 5 on a one-channel signal")
+        + f". {ARITHMETIC_HELP} A {'1×1' if rank == 2 else 'size-1'} convolution mixes channels at every "
         f"position. W has shape (F, C, {'kh, kw' if rank == 2 else 'k'}) and b (F,), as in PyTorch and ONNX."
     )
     return LayerType(
@@ -360,10 +369,11 @@ def _pool_type(kind: str, rank: int) -> LayerType:
     help_text = (f"Keeps {what}, per channel, with no weights: it shrinks the {'image' if rank == 2 else 'signal'} "
                  f"(2×2 windows side by side halve height and width) and makes the features tolerate small "
                  f"shifts. {ARITHMETIC_HELP}")
-    backward = _max_pool_backward if kind == "max" else _avg_pool_backward
+    forward, backward = (_max_pool_forward, _max_pool_backward) if kind == "max" else \
+        (_avg_pool_forward, _avg_pool_backward)
     return LayerType(
         name=name, category="conv", help=help_text, params=_pool_params(rank),
-        shape=_pool_shape(name), forward=_pool_forward(kind), backward=backward,
+        shape=_pool_shape(name), forward=forward, backward=backward,
         key_params=("pool_size", "stride"), warnings=_window_warnings(name), arithmetic=_pool_arithmetic(name),
         exporters=export.pool_exporters(kind, rank),
     )

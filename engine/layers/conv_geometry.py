@@ -125,7 +125,8 @@ class Axis:
     def advice(self) -> str:
         """Why the division is not exact and what would make it so ("" when it is exact), e.g.
         ``height: (32 − 5 + 2·0)/2 + 1 = 14.5 is not a whole number: the last 1 row of the
-        input is covered by no window and is dropped (height 14); stride 1 or 3 divides exactly``."""
+        input is covered by no window and is dropped (height 14); to divide exactly use stride 1
+        (height 28) or 3 (height 10) (no padding divides)``."""
         if self.exact:
             return ""
         what = _plural(self.dropped, DROPPED_WORD[self.name])
@@ -133,16 +134,14 @@ class Axis:
         text = (f"{self.name}: {self.quotient} is not a whole number: the last {what} of the "
                 f"{'padded ' if self.before or self.after else ''}input {verb} covered by no window and "
                 f"{verb} dropped ({self.name} {self.out})")
-        fixes = []
-        pads = self.padding_fixes()
-        if pads:
-            fixes.append("padding " + " or ".join(str(p) for p in pads))
-        strides = self.stride_fixes()
-        if strides:
-            fixes.append("stride " + " or ".join(str(s) for s in strides))
+        base = self.size - self.span
+        pads = [f"{p} ({self.name} {(base + 2 * p) // self.stride + 1})" for p in self.padding_fixes()]
+        strides = [f"{s} ({self.name} {self.numerator // s + 1})" for s in self.stride_fixes()]
+        fixes = [f"{word} " + " or ".join(options) for word, options in (("padding", pads), ("stride", strides))
+                 if options]
         if not fixes:
             return text
-        return text + "; " + " or ".join(fixes) + " divides exactly" + ("" if pads else " (no padding does)")
+        return text + "; to divide exactly use " + ", or ".join(fixes) + ("" if pads else " (no padding divides)")
 
 
 def _nearest(values: list[int], target: int) -> tuple[int, ...]:
@@ -211,9 +210,11 @@ def check_rank(layer: str, shape: Shape, rank: int) -> None:
         fix = f"insert a Reshape to (C, H, W) before it, e.g. {example_shape(shape, rank)}" if rank == 2 else \
               f"insert a Reshape to (C, L) before it, e.g. {example_shape(shape, rank)}"
     elif rank == 2 and len(shape) == 2:
-        fix = "use the 1-D layer for (channels, length) signals, or Reshape to (1, H, W)"
+        fix = f"use {layer.replace('2D', '1D')} for (channels, length) signals, or a Reshape to (1, {shape[0]}, " \
+              f"{shape[1]}) before it"
     elif rank == 1 and len(shape) == 3:
-        fix = "use the 2-D layer for images, or Reshape to (C, L)"
+        fix = f"use {layer.replace('1D', '2D')} for images, or a Reshape to ({shape[0]}, {shape[1] * shape[2]}) " \
+              "before it"
     else:
         fix = f"insert a Reshape to {want}"
     raise ShapeError(f"{layer} needs a {want} input, got {shape}; {fix}")
