@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -571,15 +572,50 @@ class Graph:
         atomic_write_text(Path(path), self.to_json())
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: set and restore at once (the only portable way to read it)
+    os.umask(mask)
+    return mask
+
+
+def creation_mode(path: Path, directory: bool = False) -> int:
+    """The permissions a plain ``open(path, "w")`` (or ``mkdir``) would leave ``path`` with.
+
+    Replacing an existing file keeps its mode; a new one gets 0666 (0777 for a folder)
+    minus the umask. Temporary files from ``tempfile`` are 0600/0700 whatever the umask,
+    so atomic writes set this mode on them before renaming them into place.
+    """
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: all or nothing."""
+    """Write to a temporary file beside ``path`` and rename it over: all or nothing.
+
+    The file ends up with the permissions a normal write would give it (:func:`creation_mode`).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    mode = creation_mode(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    except OSError as err:  # name the user's file, not the temporary one
+        raise OSError(err.errno, err.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -8,6 +8,7 @@ pause, resume and "step exactly one batch" requests from any thread.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -42,6 +43,19 @@ from engine.optim import (
 )
 
 Listener = Callable[[Event], None]
+
+
+def _quiet_floats(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with NumPy's overflow/invalid/divide warnings off.
+
+    Non-finite values are results the trainer detects and reports itself (a divergence event
+    naming the step and the layer); NumPy's RuntimeWarnings would only repeat that, noisily.
+    """
+    @functools.wraps(method)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return method(*args, **kwargs)
+    return quiet
 
 
 def _number(cfg: Mapping[str, Any], key: str, default: Any, lo: float, hi: float, kind: type = float) -> Any:
@@ -250,6 +264,7 @@ class Trainer:
             pred = np.argmax(z, axis=-1)
         return int(np.count_nonzero(pred.reshape(-1) == np.asarray(y).reshape(-1)))
 
+    @_quiet_floats
     def evaluate(self, X: np.ndarray, y: np.ndarray, T: np.ndarray,
                  batch: int | None = None) -> tuple[float, float | None]:
         """Evaluation-mode loss and accuracy (no gradient, dropout off, running BN stats).
@@ -262,14 +277,13 @@ class Trainer:
 
         batch = batch or self.model.eval_chunk()
         total, correct, positions = 0.0, 0, 0
-        with np.errstate(all="ignore"):
-            for i in range(0, len(X), batch):
-                z = self.model.logits_for_loss(X[i:i + batch])
-                rows = z.size // z.shape[-1]
-                total += loss_and_grad(self.config.loss, z, T[i:i + batch], np.empty_like(z)) * rows
-                positions += rows
-                if self.task == "classification":
-                    correct += self._correct(z, y[i:i + batch])
+        for i in range(0, len(X), batch):
+            z = self.model.logits_for_loss(X[i:i + batch])
+            rows = z.size // z.shape[-1]
+            total += loss_and_grad(self.config.loss, z, T[i:i + batch], np.empty_like(z)) * rows
+            positions += rows
+            if self.task == "classification":
+                correct += self._correct(z, y[i:i + batch])
         accuracy = correct / positions if self.task == "classification" else None
         return total / positions, accuracy
 
@@ -296,6 +310,7 @@ class Trainer:
             self.optimizer.step(model.params, model.grads, lr)
         return loss
 
+    @_quiet_floats
     def run(self) -> FinishEvent:
         """Train until done, stopped, early-stopped or diverged; returns the finish event."""
         self.running = True

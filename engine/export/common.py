@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.compiler import Model
 from engine.errors import ExportError
-from engine.graph import PortRef
+from engine.graph import PortRef, creation_mode
 from engine.layers.base import Shape
 
 FORMAT_TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "NumPy"}
@@ -189,10 +189,12 @@ def write_directory(output: str | Path, files: Mapping[str, bytes]) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"{parent}: no such folder")
+    mode = creation_mode(out, directory=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
+        os.chmod(tmp, mode)  # mkdtemp makes it 0700; a plain mkdir respects the umask
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
             os.replace(out, old / "previous")
