@@ -28,7 +28,7 @@ from numba import njit, uint64
 
 @njit(cache=True, nogil=True, inline="always")
 def _valid_columns(offset: int, stride: int, width: int, wo: int) -> tuple[int, int]:
-    """The output columns b in [lo, hi) whose input column b·stride + offset lies in [0, width)."""
+    """The outputs b in [lo, hi) whose input b·stride + offset lies in [0, width) (columns, or rows)."""
     lo = 0
     if offset < 0:
         lo = (-offset + stride - 1) // stride
@@ -48,21 +48,23 @@ def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
     q = n_ * ho * wo
     for c in range(c_):
         for i in range(kh):
+            alo, ahi = _valid_columns(i * dh - pt, sh, h_, ho)  # rows a whose input row is inside
             for j in range(kw):
                 off = j * dw - pl
                 lo, hi = _valid_columns(off, sw, w_, wo)
                 row = ((c * kh + i) * kw + j) * q
                 for n in range(n_):
-                    for a in range(ho):
-                        o = row + (n * ho + a) * wo
-                        ih = a * sh - pt + i * dh
-                        if ih < 0 or ih >= h_:
-                            for b in range(wo):
-                                cf[uint64(o + b)] = 0.0
-                            continue
+                    base = row + n * ho * wo
+                    for t in range(alo * wo):
+                        cf[uint64(base + t)] = 0.0
+                    for t in range(ahi * wo, ho * wo):
+                        cf[uint64(base + t)] = 0.0
+                    plane = (n * c_ + c) * h_ * w_ + off
+                    for a in range(alo, ahi):
+                        o = base + a * wo
+                        src = plane + (a * sh - pt + i * dh) * w_
                         for b in range(lo):
                             cf[uint64(o + b)] = 0.0
-                        src = ((n * c_ + c) * h_ + ih) * w_ + off
                         if sw == 1:
                             for b in range(lo, hi):
                                 cf[uint64(o + b)] = xf[uint64(src + b)]
@@ -85,17 +87,17 @@ def col2im(cols: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: in
     q = n_ * ho * wo
     for c in range(c_):
         for i in range(kh):
+            alo, ahi = _valid_columns(i * dh - pt, sh, h_, ho)
             for j in range(kw):
                 off = j * dw - pl
                 lo, hi = _valid_columns(off, sw, w_, wo)
                 row = ((c * kh + i) * kw + j) * q
                 for n in range(n_):
-                    for a in range(ho):
-                        ih = a * sh - pt + i * dh
-                        if ih < 0 or ih >= h_:
-                            continue
-                        o = row + (n * ho + a) * wo
-                        dst = ((n * c_ + c) * h_ + ih) * w_ + off
+                    base = row + n * ho * wo
+                    plane = (n * c_ + c) * h_ * w_ + off
+                    for a in range(alo, ahi):
+                        o = base + a * wo
+                        dst = plane + (a * sh - pt + i * dh) * w_
                         if sw == 1:
                             for b in range(lo, hi):
                                 df[uint64(dst + b)] += cf[uint64(o + b)]
