@@ -174,7 +174,9 @@ def _conv_backward(rt, dy):
     plan, cols, n = plan_of(rt), rt.cache["cols"], rt.cache["n"]
     delta = np.ascontiguousarray(dy, dtype=rt.dtype).reshape(n, plan.f, plan.positions)
     rows = _buffer(rt, "rows", (plan.f, n * plan.positions))
-    nchw_to_rows(delta, rows, rt.G["b"] if "b" in rt.G else np.empty(0, rt.dtype))
+    nchw_to_rows(delta, rows)
+    if "b" in rt.G:
+        np.sum(rows, axis=1, out=rt.G["b"])
     np.matmul(rows, cols.T, out=rt.G["W"].reshape(plan.f, plan.window))
     if not rt.need_input_grad:
         return [None]
