@@ -261,6 +261,50 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+EXIT_LESSON_UNMET = 4
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    """``backprop lesson list|show|run``: the guided lessons, headless (docs/lessons.md)."""
+    from engine.lessons import load_catalogue, load_lesson, report_text, run_lesson
+
+    if args.lesson_command == "list":
+        catalogue = load_catalogue()
+        for les in catalogue.lessons:
+            print(f"{les.number:>3}  {les.id:<28} {les.title}  [{len(les.runs)} runs, "
+                  f"{len(les.expectations)} checks]")
+        for problem in catalogue.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_ERROR if catalogue.problems else EXIT_OK
+    lesson = load_lesson(args.name)
+    if args.lesson_command == "show":
+        print(f"# {lesson.number}. {lesson.title}\n\n{lesson.text.strip()}\n")
+        for spec in lesson.runs:
+            print(f"run {spec.name}: {spec.label} ({spec.source})")
+        if lesson.change is not None:
+            print(f"change: {lesson.change.text}")
+        for e in lesson.expectations:
+            print(f"check {e.id}: {e.check.text}")
+        return EXIT_OK
+    _kernels_notice()
+    progress = None if args.quiet else (lambda text: print(text + "…", file=sys.stderr, flush=True))
+    report = run_lesson(lesson, progress=progress)
+    print(report_text(report))
+    return EXIT_OK if report.passed else EXIT_LESSON_UNMET
+
+
+def _add_lesson_parser(sub: Any) -> None:
+    p = sub.add_parser("lesson", help="list, show or run the guided lessons")
+    lesson_sub = p.add_subparsers(dest="lesson_command", required=True)
+    lesson_sub.add_parser("list", help="the lessons, in order")
+    show = lesson_sub.add_parser("show", help="a lesson's text, runs and checks")
+    show.add_argument("name", help="lesson id or number (or a path to a .toml lesson file)")
+    run = lesson_sub.add_parser("run", help="train every run of a lesson and check its expectations")
+    run.add_argument("name", help="lesson id or number (or a path to a .toml lesson file)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_lesson)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backprop", description="Backprop Studio engine (headless).")
     parser.add_argument("--version", action="version", version=f"backprop-studio {engine.__version__}")
@@ -289,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the speed benchmarks against PyTorch (needs torch)")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
+    _add_lesson_parser(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ per-node gradient norms are each one Numba call over the flat arrays, whatever t
 
 Execution is a list of :class:`NodeRuntime` in topological order (the readable general
 path). A graph that is a plain chain of Dense and element-wise activations may also run on
-the fused whole-step kernel of :mod:`engine.kernels.mlp` (same numbers, one call per step).
+the fused whole-step path of :mod:`engine.fused` (same numbers, one kernel call per step).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from engine.errors import GraphError, ModelFileError, TrainingError
+from engine.fused import FusedChain
 from engine.graph import Graph, PortRef
-from engine.kernels.mlp import FusedChain
 from engine.layers.base import NodeRuntime, Shape
-from engine.losses import LOSSES, loss_and_grad
+from engine.losses import loss_and_grad
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -157,14 +157,13 @@ class Model:
         self.node_offsets = np.asarray(bounds, np.int64)
 
     def _fused_loss_source(self) -> PortRef:
-        """What the loss reads: the terminal Softmax/sigmoid's input if the loss fuses it."""
-        spec = LOSSES.get(self.loss)
+        """What the loss reads: the output layer's input if the loss absorbs that layer
+        (``LayerType.absorbed_by``: a terminal Softmax under cross-entropy, sigmoid under BCE)."""
         out = self.graph.nodes[self.output_id]
-        if spec and spec.fuses and out.type == spec.fuses[0]:
-            if not spec.fuses[1] or out.params.get("function") == spec.fuses[1]:
-                srcs = self._sources[self.output_id]
-                if srcs:
-                    return srcs[0]
+        if self.loss in out.layer.absorbed_by(out.params):
+            srcs = self._sources[self.output_id]
+            if srcs:
+                return srcs[0]
         return self.output_ref
 
     @property

@@ -430,6 +430,11 @@ class Graph:
         loss = self.training.get("loss")
         if require_loss and loss not in LOSSES:
             found.append(Problem(None, f"missing or unknown loss {loss!r}; choose one of {', '.join(LOSSES)}"))
+        needs = LOSSES[loss].requires_output if loss in LOSSES else None
+        if require_loss and needs and len(outputs) == 1 and self.nodes[outputs[0]].type != needs:
+            found.append(Problem(outputs[0], f"the {loss} loss reads a {needs} output, but the graph ends in "
+                                             f"this {self.nodes[outputs[0]].type}; add a {needs} layer at the "
+                                             "end or choose another loss"))
         return found
 
     def validate(self) -> ShapeReport:

@@ -16,36 +16,42 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import TrainingError
-from engine.kernels.losses import bce_logits_kernel, mae_kernel, mse_kernel, softmax_ce_kernel
+from engine.kernels.losses import bce_logits_kernel, mae_kernel, mdn_nll_kernel, mse_kernel, softmax_ce_kernel
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss: its kernel, whether it reads logits, and the activation it fuses with.
+    """A loss: its kernel and whether it reads (N, K) rows.
 
-    ``fuses`` names the terminal layer the loss absorbs for stability: a graph ending in
-    Softmax trained with cross-entropy computes the loss on the Softmax's input (logits).
+    Which terminal layer a loss absorbs for stability (a graph ending in Softmax trained
+    with cross-entropy computes the loss on the Softmax's input, the logits) is declared by
+    the layer: ``LayerType.absorbed_by``.
     """
 
     name: str
     help: str
     kernel: object
     two_d: bool
-    fuses: tuple[str, str] | None
     classification_only: bool = False
+    target_width: int | None = None  # targets per position when not one per output (mdn_nll: 1)
+    requires_output: str | None = None  # the layer type the graph must end in (mdn_nll: MixtureDensity)
 
 
 LOSSES: dict[str, LossSpec] = {
     "mse": LossSpec("mse", "Mean squared error (1/n)Σ(o−t)²: regression, or 0/1 targets for a teaching MLP.",
-                    mse_kernel, False, None),
+                    mse_kernel, False),
     "mae": LossSpec("mae", "Mean absolute error (1/n)Σ|o−t|: regression robust to outliers.",
-                    mae_kernel, False, None),
+                    mae_kernel, False),
     "cross_entropy": LossSpec(
         "cross_entropy", "Softmax cross-entropy on K scores (logits); a final Softmax layer is fused "
-        "into it. Targets: class indices or one-hot rows.", softmax_ce_kernel, True, ("Softmax", ""), True),
+        "into it. Targets: class indices or one-hot rows.", softmax_ce_kernel, True, True),
     "bce_logits": LossSpec(
         "bce_logits", "Binary cross-entropy on one logit per output (a final sigmoid Activation is "
-        "fused into it). Targets 0/1.", bce_logits_kernel, False, ("Activation", "sigmoid"), True),
+        "fused into it). Targets 0/1.", bce_logits_kernel, False, True),
+    "mdn_nll": LossSpec(
+        "mdn_nll", "Mixture density negative log-likelihood −log Σ_k π_k N(y; μ_k, σ_k²) on a "
+        "MixtureDensity output (which the graph must end in); one regression target per position.",
+        mdn_nll_kernel, True, target_width=1, requires_output="MixtureDensity"),
 }
 
 
@@ -74,6 +80,9 @@ def prepare_targets(loss: str, y: np.ndarray, task: str, n_classes: int, out_sha
     n = len(y)
     out_shape = tuple(out_shape)
     lead, width = out_shape[:-1], out_shape[-1]
+    if task == "classification" and spec.target_width is not None:
+        raise TrainingError(f"{loss} is for regression targets but the dataset is a classification task; "
+                            "use cross_entropy with a Softmax output")
     if task == "classification":
         y = np.asarray(y)
         if y.size != n * math.prod(lead):
@@ -107,6 +116,8 @@ def prepare_targets(loss: str, y: np.ndarray, task: str, n_classes: int, out_sha
         raise TrainingError(f"{loss} is for classification but the dataset is a regression task; use mse or mae")
     y = np.asarray(y, dtype=dtype)
     per_example = y.size // max(n, 1)
+    if spec.target_width is not None:
+        return _narrow_targets(loss, y, n, lead, spec.target_width)
     if per_example != math.prod(out_shape):
         if len(out_shape) == 1 and y.ndim <= 2:
             got = 1 if y.ndim == 1 else y.shape[1]
@@ -120,6 +131,16 @@ def prepare_targets(loss: str, y: np.ndarray, task: str, n_classes: int, out_sha
     return np.ascontiguousarray(y.reshape((n,) + out_shape))
 
 
+def _narrow_targets(loss: str, y: np.ndarray, n: int, lead: tuple[int, ...], width: int) -> np.ndarray:
+    """Targets of a loss that reads ``width`` values per position whatever the output's width
+    (mdn_nll: one y per position against 3K mixture parameters)."""
+    if y.size != n * math.prod(lead) * width:
+        need = _per_example(lead + (width,))
+        raise TrainingError(f"{loss} needs {need} target value(s) per example; the dataset's targets have "
+                            f"{_per_example(tuple(y.shape[1:]))}")
+    return np.ascontiguousarray(y.reshape((n,) + lead + (width,)))
+
+
 def loss_and_grad(name: str, out: np.ndarray, target: np.ndarray, dout: np.ndarray) -> float:
     """Loss value; writes ∂L/∂out into ``dout`` (same shape as ``out``).
 
@@ -130,7 +151,8 @@ def loss_and_grad(name: str, out: np.ndarray, target: np.ndarray, dout: np.ndarr
     spec = LOSSES[name]
     if spec.two_d:
         k = out.shape[-1]
-        return float(spec.kernel(out.reshape(-1, k), target.reshape(-1, k), dout.reshape(-1, k)))
+        tk = spec.target_width or k
+        return float(spec.kernel(out.reshape(-1, k), target.reshape(-1, tk), dout.reshape(-1, k)))
     return float(spec.kernel(out.reshape(-1), target.reshape(-1), dout.reshape(-1)))
 
 
@@ -138,6 +160,12 @@ def reference_loss(name: str, out: np.ndarray, target: np.ndarray) -> float:
     """Plain NumPy definitions for the tests (float64), classes on the last axis."""
     o = np.asarray(out, np.float64)
     o = o.reshape(-1, o.shape[-1])
+    if name == "mdn_nll":  # o = [π, μ, σ] per row, one y per row
+        k = o.shape[1] // 3
+        pi, mu, sigma = o[:, :k], o[:, k:2 * k], o[:, 2 * k:]
+        y = np.asarray(target, np.float64).reshape(-1, 1)
+        density = pi * np.exp(-0.5 * ((y - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+        return float(-np.mean(np.log(density.sum(axis=1))))
     t = np.asarray(target, np.float64).reshape(o.shape)
     if name == "mse":
         return float(np.mean((o - t) ** 2))

@@ -31,14 +31,14 @@ from engine.events import (
     StepEvent,
 )
 from engine.graph import PortRef
-from engine.layers.activations import RECTIFIERS, SATURATING
+from engine.layers.activations import RECTIFIERS, SATURATING, dead_fraction
 from engine.losses import loss_spec, prepare_targets
 from engine.optim import (
     apply_weight_decay,
-    clip_by_global_norm,
+    clip_factor,
+    global_norm,
     lr_at,
     make_optimizer,
-    segment_norms,
     validate_schedule,
 )
 
@@ -144,8 +144,10 @@ def activation_stats(model: Model, outputs: Mapping[PortRef, np.ndarray]) -> dic
     """Mean, std and, where it means something, saturated or dead fraction per node.
 
     Statistics describe each node's primary output port. Saturated: the share of outputs in
-    the flat tails of sigmoid/tanh (σ' < ~0.01).
-    Dead: the share of ReLU units that are zero for every example of the batch.
+    the flat tails of sigmoid, tanh, scaled tanh and hard tanh (f' < ~0.01 of its peak).
+    Dead: the share of units of the rectifier family (ReLU, leaky ReLU, PReLU, ELU, softplus;
+    maxout pieces) whose slope stays below 10⁻³ for every example of the batch
+    (:func:`engine.layers.activations.dead_fraction`).
     """
     stats: dict[str, LayerStats] = {}
     for nid in model.order:
@@ -159,7 +161,7 @@ def activation_stats(model: Model, outputs: Mapping[PortRef, np.ndarray]) -> dic
             lo, hi = SATURATING[fn]
             s.saturated = float(np.mean((y <= lo) | (y >= hi)))
         elif fn in RECTIFIERS:
-            s.dead = float(np.mean(np.all(y.reshape(len(y), -1) <= 0, axis=0)))
+            s.dead = dead_fraction(model.runtimes[nid], y)
         stats[nid] = s
     return stats
 
@@ -298,16 +300,23 @@ class Trainer:
         return full + (1 if rest >= self.model.min_batch or full == 0 else 0)
 
     def train_step(self, xb: np.ndarray, tb: np.ndarray, lr: float) -> float:
-        """Forward, loss, backward, decay, clipping, norms, update. Returns the loss."""
+        """Forward, loss, backward, decay, clipping, norms, update. Returns the loss.
+
+        Clipping's factor, the per-node norms (``self.norms``, of the final gradient) and the
+        update are one pass over the buffers (:meth:`Optimizer.step`); nothing is updated
+        when the loss (or, with clipping, the global norm) is not finite, and nothing from the
+        first non-finite gradient block on.
+        """
         cfg, model = self.config, self.model
         loss = model.loss_and_grads(xb, tb)
         if cfg.l1 or cfg.l2:
             loss += apply_weight_decay(model.params, model.grads, model.decay_mask, cfg.l1, cfg.l2)
+        scale, finite = 1.0, math.isfinite(loss)
         if cfg.clip_norm:
-            clip_by_global_norm(model.grads, cfg.clip_norm)
-        segment_norms(model.grads, model.node_offsets, self.norms)
-        if math.isfinite(loss) and math.isfinite(self.norms.sum()):
-            self.optimizer.step(model.params, model.grads, lr)
+            norm = global_norm(model.grads)
+            scale, finite = clip_factor(norm, cfg.clip_norm), finite and math.isfinite(norm)
+        self.optimizer.step(model.params, model.grads, lr, offsets=model.node_offsets, norms=self.norms,
+                            grad_scale=scale, apply=finite)
         return loss
 
     @_quiet_floats

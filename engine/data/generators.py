@@ -269,3 +269,24 @@ SEQUENCES = (
 )
 
 GENERATORS: dict[str, GeneratorSpec] = {g.name: g for g in (*POINTS, *IMAGES, *SEQUENCES)}
+
+
+# ---- inverse problems (mixture density networks) -----------------------------------------
+def inverse_sine(n: int, noise: float, seed: int) -> Dataset:
+    """Bishop's inverse problem: y uniform in [0, 1], x = y + 0.3·sin(2πy) + noise.
+
+    The forward map y → x is a function; its inverse x → y is not: for x in about [0.35, 0.65]
+    three values of y fit, so an MSE regression predicts their average (on none of the
+    branches) while a mixture density output can put one component on each.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(0.0, 1.0, n)
+    x = y + 0.3 * np.sin(2 * math.pi * y) + noise * rng.standard_normal(n)
+    return Dataset(x.reshape(-1, 1), y.reshape(-1, 1), "regression", "inverse_sine", ["x"], [])
+
+
+GENERATORS["inverse_sine"] = _spec(
+    "inverse_sine", "1-D inverse problem (Bishop 1994): x = y + 0.3·sin(2πy) + noise with y uniform in [0, 1]; "
+    "predict y from x. One x has up to three y, so an MSE net predicts their mean, a MixtureDensity "
+    "output all branches.", "regression", inverse_sine, _n(1000),
+    _noise(0.05, "of Gaussian noise added to x"), SEED, **CURVE)

@@ -235,11 +235,19 @@ def train_source(loaded: Any, the_plan: TorchPlan) -> str:
         f"N_CLASSES = {len(classes) or (2 if task == 'classification' else 0)!r}\n"
         f"DECAYED: list[str] = {decayed_parameters(the_plan)!r}\n"
         f"LOSS_SHAPE: tuple[int, ...] = {tuple(model.loss_shape)!r}\n"
+        f"TARGET_SHAPE: tuple[int, ...] = {_target_shape(model)!r}\n"
         f"FEATURES: list[str] = {list(dataset.get('feature_names') or [])!r}\n"
         f"TARGET = {str(dataset.get('target') or '')!r}\n"
         f"CLASS_NAMES: list[str] = {[str(c) for c in classes]!r}\n"
     )
     return render("torch_train.py", {"config": text}).replace("<<title>>", model.graph.name or "network")
+
+
+def _target_shape(model: Any) -> tuple[int, ...]:
+    """Regression targets per example: the loss's shape, or one value per position for a loss
+    that reads fewer targets than outputs (mdn_nll: one y against 3K mixture parameters)."""
+    shape, width = tuple(model.loss_shape), LOSSES[model.loss].target_width
+    return shape if width is None else shape[:-1] + (width,)
 
 
 def _decay(value: Any) -> dict[str, float]:

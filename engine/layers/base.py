@@ -221,8 +221,28 @@ class NodeRuntime:
     out_shapes: dict[str, Shape] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FusedOp:
+    """A node's row in the op table of the fused whole-step kernel (engine/kernels/mlp.py).
+
+    ``kind`` is the kernel's op kind (``DENSE`` or ``ACT``); ``code`` an activation code;
+    ``weight``/``bias`` name the tensors of ``rt.W`` the op reads (Dense ``W``/``b``, PReLU's
+    learned ``alpha`` as ``weight``); ``alpha`` is a fixed slope (leaky ReLU, ELU).
+    """
+
+    kind: int
+    code: int = 0
+    weight: str | None = None
+    bias: str | None = None
+    alpha: float = 0.0
+
+
 def _no_weights(p: Params, in_shapes: list[Shape]) -> dict[str, Shape]:
     return {}
+
+
+def _absorbed_by_none(p: Params) -> tuple[str, ...]:
+    return ()
 
 
 def _single_input(p: Params) -> tuple[str, ...]:
@@ -261,6 +281,12 @@ class LayerType:
       them beside the problems (``ShapeReport.warnings``); they never stop training.
     - ``arithmetic(p, in_shapes)``: the layer's size arithmetic for the inspector (for
       convolution and pooling an :class:`engine.layers.conv_geometry.Arithmetic`).
+    - ``fuse(rt) -> FusedOp | None``: how the node runs inside the fused whole-step kernel
+      of a plain chain (engine/fused.py), or None when it cannot with these parameters;
+      a layer type without ``fuse`` keeps its graph on the general path.
+    - ``absorbed_by(p)``: the losses that, when this layer is the graph's output, compute
+      themselves on its input instead (Softmax into cross-entropy, sigmoid into BCE with
+      logits): the numerically stable form, identical in the fused and general paths.
     """
 
     name: str
@@ -284,6 +310,8 @@ class LayerType:
     min_batch: int = 1
     warnings: Callable[[Params, list[Shape]], list[str]] | None = None
     arithmetic: Callable[[Params, list[Shape]], Any] | None = None
+    fuse: Callable[[NodeRuntime], FusedOp | None] | None = None
+    absorbed_by: Callable[[Params], tuple[str, ...]] = _absorbed_by_none
 
     # -- ports ------------------------------------------------------------------------
     def output_ports(self, p: Params) -> tuple[str, ...]:

@@ -224,6 +224,19 @@ def _conv_count(p, s) -> int:
     return p["filters"] * (s[0][0] * kernel + (1 if p["bias"] else 0))
 
 
+def _ref_mixture(p, xs, W, B, training, seed):
+    """Bishop's mixture density output, written from the formulas: per position, K mixing
+    weights by softmax, K means as they are, K deviations σ_min + e^s or σ_min + log(1 + e^s)."""
+    z, k = xs[0], p["components"]
+    out = np.empty_like(z)
+    for index in np.ndindex(z.shape[:-1]):
+        a, m, s = z[index][:k], z[index][k:2 * k], z[index][2 * k:]
+        weights = np.exp(a) / np.sum(np.exp(a))
+        spread = np.exp(s) if p["sigma"] == "exp" else np.log(1.0 + np.exp(s))
+        out[index] = np.concatenate([weights, m, p["min_sigma"] + spread])
+    return out
+
+
 Reference = Callable[..., np.ndarray | list[np.ndarray]]
 REFERENCES: dict[str, Reference] = {
     "Input": lambda p, xs, W, B, training, seed: xs[0].copy(),
@@ -245,6 +258,7 @@ REFERENCES: dict[str, Reference] = {
     "AvgPool1D": _ref_pool("avg"),
     "GlobalAvgPool2D": _ref_global_average,
     "GlobalAvgPool1D": _ref_global_average,
+    "MixtureDensity": _ref_mixture,
 }
 
 # ---- parameter counts by hand --------------------------------------------------------
@@ -264,6 +278,7 @@ PARAM_COUNTS: dict[str, Callable[[dict[str, Any], list[Shape]], int]] = {
     "Conv1D": _conv_count,
     **{name: (lambda p, s: 0) for name in ("MaxPool2D", "AvgPool2D", "MaxPool1D", "AvgPool1D",
                                              "GlobalAvgPool2D", "GlobalAvgPool1D")},
+    "MixtureDensity": lambda p, s: 0,
 }
 
 
@@ -346,6 +361,10 @@ CASES: list[Case] = [
       for params, shape in [({}, (2, 8)), ({"pool_size": 3, "stride": 2, "padding": 1}, (2, 9))]],
     Case("GlobalAvgPool2D", {}, ((3, 4, 5),)),
     Case("GlobalAvgPool1D", {}, ((3, 7),)),
+    Case("MixtureDensity", {"components": 3}, ((9,),)),
+    Case("MixtureDensity", {"components": 2, "sigma": "softplus", "min_sigma": 0.1}, ((6,),)),
+    Case("MixtureDensity", {"components": 1}, ((3,),)),
+    Case("MixtureDensity", {"components": 2}, ((3, 6),)),
 ]
 
 

@@ -44,6 +44,7 @@ TASK = "regression"
 N_CLASSES = 0
 DECAYED: list[str] = []
 LOSS_SHAPE: tuple[int, ...] = (1,)
+TARGET_SHAPE: tuple[int, ...] = (1,)
 FEATURES: list[str] = []
 TARGET = ""
 CLASS_NAMES: list[str] = []
@@ -111,7 +112,7 @@ def prepare_targets(y: np.ndarray) -> np.ndarray:
         onehot = np.zeros((y.size, width))
         onehot[np.arange(y.size), y] = 1.0
         return onehot.reshape((n,) + LOSS_SHAPE)
-    return np.asarray(y, np.float64).reshape((n,) + LOSS_SHAPE)
+    return np.asarray(y, np.float64).reshape((n,) + TARGET_SHAPE)
 
 
 def load_dataset(path: Path) -> TensorDataset:
@@ -133,6 +134,11 @@ def loss_fn(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(z.reshape(-1, z.shape[-1]), t.reshape(-1, t.shape[-1]))
     if name == "bce_logits":
         return F.binary_cross_entropy_with_logits(z, t)
+    if name == "mdn_nll":  # z = [π, μ, σ] per position (MixtureDensity output), t one y per position
+        k = z.shape[-1] // 3
+        pi, mu, sigma = z[..., :k], z[..., k:2 * k], z[..., 2 * k:]
+        log_n = -0.5 * math.log(2 * math.pi) - torch.log(sigma) - 0.5 * ((t - mu) / sigma) ** 2
+        return -torch.logsumexp(torch.log(pi) + log_n, dim=-1).mean()
     raise ValueError(f"unknown loss {name!r}")
 
 
