@@ -16,24 +16,28 @@ class Workload:
     id: str
     title: str
     n_in: int
-    layers: tuple[tuple[str, int], ...]   # ("dense", units) | ("relu"|"sigmoid"|"tanh", 0) | ("conv", filters)
-    #                                       | ("maxpool", size) | ("flatten", 0); conv: see ``conv``
+    layers: tuple[tuple[str, int], ...]   # ("dense", units) | ("relu"|"sigmoid"|"tanh", 0) | ("lstm", units)
+    #                                       | ("conv", filters) | ("maxpool", size) | ("flatten", 0); see ``conv``
     loss: str                             # cross_entropy | bce_logits | mse
     batch: int
     n_classes: int = 0
     target: float = 1.0                   # ratio ours / PyTorch the issue asks for
+    seq_len: int = 0                      # > 0: examples are (seq_len, n_in) sequences
     in_shape: tuple[int, ...] = ()        # image workloads: (C, H, W) of one example (n_in = C·H·W)
     conv: tuple[tuple[int, int], ...] = ()  # (kernel, padding) of each ("conv", filters) in order
-    flat: int = 0                         # image workloads: features after the ("flatten", 0)
     gemm_target: float | None = None      # fraction of NumPy's GEMM throughput the step must reach
 
+    @property
+    def dense_only(self) -> bool:
+        """Whether every layer is a Dense or an activation: only then is the step's FLOP count
+        (and the share of the machine's GEMM rate it reaches) computed here."""
+        return self.seq_len == 0 and all(kind in ("dense", "relu", "sigmoid", "tanh") for kind, _ in self.layers)
+
     def dense_shapes(self) -> list[tuple[int, int]]:
-        """(fan_in, units) of every Dense layer, in order (convolutions are not counted)."""
+        """(fan_in, units) of every Dense layer, in order."""
         shapes, width = [], self.n_in
         for kind, size in self.layers:
-            if kind == "flatten":
-                width = self.flat
-            elif kind == "dense":
+            if kind == "dense":
                 shapes.append((width, size))
                 width = size
         return shapes
@@ -55,7 +59,8 @@ class Workload:
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
             return X, np.array([[0], [1], [1], [0]], np.float32)
         n = self.batch * 64
-        X = rng.standard_normal((n, *(self.in_shape or (self.n_in,)))).astype(np.float32)
+        shape = (n, self.seq_len, self.n_in) if self.seq_len else (n, *(self.in_shape or (self.n_in,)))
+        X = rng.standard_normal(shape).astype(np.float32)
         if self.loss == "cross_entropy":
             return X, rng.integers(0, self.n_classes, n)
         return X, rng.integers(0, 2, (n, 1)).astype(np.float32)
@@ -72,16 +77,19 @@ WORKLOADS = {
     "W6": Workload("W6", "XOR 2-8-1 tanh, MSE, batch 4", 2, (("dense", 8), ("tanh", 0), ("dense", 1)), "mse", 4,
                    0, 30.0),
     "W4": Workload("W4", "LeNet-5 1×28×28, CE, batch 64", 784, LENET, "cross_entropy", 64, 10, 2.0,
-                   in_shape=(1, 28, 28), conv=((5, 2), (5, 0)), flat=400),
+                   in_shape=(1, 28, 28), conv=((5, 2), (5, 0))),
+    "W5": Workload("W5", "LSTM(8 → 64), T = 50, last state → Dense(1), MSE, batch 32", 8,
+                   (("lstm", 64), ("dense", 1)), "mse", 32, 0, 2.0, seq_len=50),
 }
-NOT_YET = {"W5": "LSTM needs recurrent layers (a later issue)"}
+NOT_YET: dict[str, str] = {}
 
 
 def engine_graph(w: Workload):
     from engine.graph import Graph
 
     g = Graph(w.id)
-    g.add_node("Input", {"shape": list(w.in_shape or (w.n_in,))}, "x")
+    shape = [w.seq_len, w.n_in] if w.seq_len else list(w.in_shape or (w.n_in,))
+    g.add_node("Input", {"shape": shape}, "x")
     prev = "x"
     convs = iter(w.conv)
     for i, (kind, size) in enumerate(w.layers):
@@ -95,6 +103,8 @@ def engine_graph(w: Workload):
             g.add_node("MaxPool2D", {"pool_size": size}, nid)
         elif kind == "flatten":
             g.add_node("Flatten", {}, nid)
+        elif kind == "lstm":
+            g.add_node("LSTM", {"units": size}, nid)  # its `out` port: the last state h_T
         else:
             g.add_node("Activation", {"function": kind}, nid)
         g.connect(prev, nid)
