@@ -47,6 +47,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     graph = Graph.load(args.graph)
     print(summary_table(graph))
+    for warning in graph.infer_shapes().warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     problems = graph.problems()
     if problems:
         for p in problems:
