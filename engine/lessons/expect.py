@@ -58,6 +58,14 @@ class Expr:
     def runs(self) -> set[str]:
         return set()
 
+    def calls(self) -> list["Call"]:
+        """Every measure call in this expression (the runner asks which pruning fractions a
+        lesson reads)."""
+        return [c for child in self.children() for c in child.calls()]
+
+    def children(self) -> list["Expr"]:
+        return []
+
 
 @dataclass
 class Number(Expr):
@@ -82,6 +90,9 @@ class Call(Expr):
 
     def runs(self) -> set[str]:
         return {self.run}
+
+    def calls(self) -> list["Call"]:
+        return [self]
 
     def __str__(self) -> str:
         parts = [self.run, *(f"{a:g}" if isinstance(a, float) else str(a) for a in self.args)]
@@ -123,6 +134,9 @@ class Binary(Expr):
     def runs(self) -> set[str]:
         return self.left.runs() | self.right.runs()
 
+    def children(self) -> list[Expr]:
+        return [self.left, self.right]
+
     def __str__(self) -> str:
         return f"({self.left} {self.op} {self.right})"
 
@@ -137,6 +151,9 @@ class Negate(Expr):
 
     def runs(self) -> set[str]:
         return self.inner.runs()
+
+    def children(self) -> list[Expr]:
+        return [self.inner]
 
     def __str__(self) -> str:
         return f"-{self.inner}"
@@ -158,6 +175,9 @@ class MathCall(Expr):
 
     def runs(self) -> set[str]:
         return set().union(*(a.runs() for a in self.args))
+
+    def children(self) -> list[Expr]:
+        return list(self.args)
 
     def __str__(self) -> str:
         return f"{self.name}({', '.join(map(str, self.args))})"
@@ -307,7 +327,7 @@ class _Parser:
             else:
                 if tk != "name":
                     raise LessonError(f"{spec.name}(): expected a node id, first, last or all at column {tc}")
-                if tv == "all" and spec.name in ("grad", "grad_ratio"):
+                if tv == "all" and not spec.takes_all:
                     raise LessonError(f"{spec.name}(): 'all' is not a single layer; name a node, first or last")
                 args.append(tv)
         return Call(spec, run, tuple(args), self.selector(spec, keywords))
@@ -368,6 +388,9 @@ class Check:
 
     def runs(self) -> set[str]:
         return self.left.runs() | self.right.runs()
+
+    def calls(self) -> list[Call]:
+        return self.left.calls() + self.right.calls()
 
     def evaluate(self, traces: Mapping[str, Trace]) -> Outcome:
         a, b = self.left.evaluate(traces), self.right.evaluate(traces)

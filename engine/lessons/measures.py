@@ -34,13 +34,15 @@ STATS_FIELDS = {"saturated": "saturated", "dead": "dead", "act_std": "std", "act
 class MeasureSpec:
     """A measure: its argument kinds after the run, the selectors it accepts, and how it reads
     a :class:`Trace`. Argument kinds: ``node`` (an id, ``first``, ``last`` or ``all``),
-    ``metric`` (a metric name), ``number``."""
+    ``metric`` (a metric name), ``number``. ``takes_all`` False: a ``node`` must be one
+    layer (``all`` is refused when the lesson loads)."""
 
     name: str
     help: str
     args: tuple[str, ...]
     selectors: tuple[str, ...]
     read: Callable[[Trace, tuple[Any, ...], Selector], Measured]
+    takes_all: bool = True
 
 
 def _param_node(trace: Trace, node: str) -> str | None:
@@ -206,6 +208,91 @@ def _best_epoch(trace: Trace, args: tuple, sel: Selector) -> Measured:
     return Measured(None if best is None else float(best), True)
 
 
+# ---- facts of the graph (known before training) ----------------------------------------------
+def _fact_node(facts: Mapping[str, Any], node: str) -> str:
+    """``first``/``last``: the first/last node with parameters, in graph order."""
+    if node in ("first", "last"):
+        with_params = [n for n in facts["order"] if facts["params"].get(n)] or [""]
+        return with_params[0 if node == "first" else -1]
+    return node
+
+
+def _params(trace: Trace, args: tuple, sel: Selector) -> Measured:
+    (node,) = args
+    facts = trace.facts
+    if facts is None:
+        return Measured(None, False)
+    if node == "all":
+        return Measured(float(facts["total_params"]), True)
+    nid = _fact_node(facts, node)
+    if nid not in facts["params"]:
+        return Measured(None, True, note=f"the graph has no node '{node}'")
+    return Measured(float(facts["params"][nid]), True)
+
+
+def _warnings(trace: Trace, args: tuple, sel: Selector) -> Measured:
+    """How many shape warnings a node has (all: the graph); the note quotes the first one."""
+    (node,) = args
+    facts = trace.facts
+    if facts is None:
+        return Measured(None, False)
+    found = facts["warnings"]
+    if node != "all" and node not in facts["params"]:
+        return Measured(None, True, note=f"the graph has no node '{node}'")
+    messages = [m for n, ms in found.items() if node in ("all", n) for m in ms]
+    return Measured(float(len(messages)), True, note=messages[0] if messages else "")
+
+
+def _out_dim(trace: Trace, args: tuple, sel: Selector) -> Measured:
+    node, axis = args
+    facts = trace.facts
+    if facts is None:
+        return Measured(None, False)
+    shape = facts["shapes"].get(_fact_node(facts, node))
+    if shape is None:
+        return Measured(None, True, note=f"no output shape for node '{node}'")
+    if not -len(shape) <= int(axis) < len(shape) or axis != int(axis):
+        return Measured(None, True, note=f"node '{node}' outputs {tuple(shape)}, which has no axis {axis:g}")
+    return Measured(float(shape[int(axis)]), True, note=f"output {tuple(shape)}")
+
+
+# ---- gradients through time (recurrent layers' time_grads events) ------------------------------
+def _time_series(trace: Trace, node: str, value: Callable[[dict[str, Any]], float | None]) -> list:
+    nodes = list(dict.fromkeys(e["node"] for e in trace.time_grads))
+    if node in ("first", "last"):
+        node = (nodes[0] if node == "first" else nodes[-1]) if nodes else ""
+    return [(int(e["step"]), -1, value(e)) for e in trace.time_grads if e["node"] == node]
+
+
+def _time_field(key: str) -> Callable[[Trace, tuple, Selector], Measured]:
+    def read(trace: Trace, args: tuple, sel: Selector) -> Measured:
+        (node,) = args
+        if key == "ratio":
+            def value(e: dict[str, Any]) -> float | None:
+                norms = e.get("norms") or []
+                return ratio(norms[0], norms[-1]) if norms else None
+        else:
+            def value(e: dict[str, Any]) -> float | None:
+                return e.get(key)
+        return select(_time_series(trace, node, value), sel, trace)
+    return read
+
+
+# ---- the pruned final model ----------------------------------------------------------------------
+def _pruned(key: str) -> Callable[[Trace, tuple, Selector], Measured]:
+    """The final model with a fraction of its smallest weights zeroed (engine.pruning), on the
+    test split (the validation split when the run has no test split)."""
+    def read(trace: Trace, args: tuple, sel: Selector) -> Measured:
+        (fraction,) = args
+        record = trace.pruned.get(round(fraction, 6))
+        if record is None:
+            done = trace.test is not None
+            return Measured(None, done, note=f"no pruning record for {fraction:g}" if done else "")
+        value = record.get(f"test_{key}", record.get(f"val_{key}"))
+        return Measured(value, True, note=f"{record.get('zeroed')} of {record.get('total')} weights zeroed")
+    return read
+
+
 EPOCH_HELP = {
     "train_loss": "an epoch's training loss (mean over its steps, training mode, with any weight penalty)",
     "val_loss": "an epoch's validation loss (evaluation mode)",
@@ -218,8 +305,9 @@ MEASURES: dict[str, MeasureSpec] = {m.name: m for m in (
     MeasureSpec("loss", "minibatch training loss of a step", (), AT, _step_metric("loss")),
     MeasureSpec("lr", "learning rate of a step", (), AT, _step_metric("lr")),
     MeasureSpec("grad", "L2 norm of a node's parameter gradient (first/last: parameterised layers)",
-                ("node",), AT, _grad),
-    MeasureSpec("grad_ratio", "grad(a) / grad(b) at the same step", ("node", "node"), AT, _grad_ratio),
+                ("node",), AT, _grad, takes_all=False),
+    MeasureSpec("grad_ratio", "grad(a) / grad(b) at the same step", ("node", "node"), AT, _grad_ratio,
+                takes_all=False),
     MeasureSpec("grad_spread", "largest / smallest gradient norm over the layers at a step", (), AT,
                 _grad_spread),
     *(MeasureSpec(k, EPOCH_HELP[k], (), ALL, _epoch_metric(k)) for k in EPOCH_METRICS),
@@ -246,4 +334,21 @@ MEASURES: dict[str, MeasureSpec] = {m.name: m for m in (
     MeasureSpec("epochs", "epochs completed", (), (), _count("epochs")),
     MeasureSpec("early_stopped", "1 if early stopping ended the run, else 0", (), (), _early_stopped),
     MeasureSpec("best_epoch", "the epoch early stopping kept", (), (), _best_epoch),
+    MeasureSpec("time_grad_ratio", "‖∂L/∂h₁‖ / ‖∂L/∂h_T‖ of a recurrent node (time_grads events; "
+                "first/last: recurrent nodes)", ("node",), AT, _time_field("ratio"), takes_all=False),
+    MeasureSpec("sigma_max", "largest singular value of a recurrent node's Wh (time_grads events, "
+                "after that step's update)", ("node",), AT, _time_field("sigma_max"), takes_all=False),
+    MeasureSpec("slope_bound", "γ, the bound on |φ′| of a SimpleRNN's activation (vanishing is certain "
+                "while σ_max(Wh) < 1/γ; none for LSTM, GRU)", ("node",), AT, _time_field("gamma"),
+                takes_all=False),
+    MeasureSpec("params", "parameter count of a node (all: the whole graph; first/last: nodes with "
+                "parameters)", ("node",), (), _params),
+    MeasureSpec("warnings", "number of shape warnings of a node, e.g. a stride that drops rows (all: the "
+                "graph); the note quotes the first", ("node",), (), _warnings),
+    MeasureSpec("out_dim", "size of axis N of a node's output shape (0: channels, 1: height, 2: width; "
+                "−1: the last)", ("node", "number"), (), _out_dim, takes_all=False),
+    MeasureSpec("pruned_acc", "test accuracy of the final model with the given fraction of its "
+                "smallest weights zeroed (engine.pruning)", ("number",), (), _pruned("acc")),
+    MeasureSpec("pruned_loss", "test loss of the final model with the given fraction of its smallest "
+                "weights zeroed", ("number",), (), _pruned("loss")),
 )}

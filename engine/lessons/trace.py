@@ -24,7 +24,10 @@ class Trace:
     """The events of one run, kept as series (what the measures read).
 
     ``activations`` lists the run's Activation nodes in graph order: ``first``/``last`` of
-    the statistics measures mean the first/last of them.
+    the statistics measures mean the first/last of them. ``time_grads`` holds the recurrent
+    layers' gradient-through-time events; ``facts`` the run's graph facts (parameter counts,
+    output shapes, shape warnings: :func:`graph_record`); ``pruned`` the records of the
+    pruned final model by fraction (``{"event": "pruned", "fraction": f, …}``).
     """
 
     activations: Sequence[str] = ()
@@ -35,6 +38,9 @@ class Trace:
     finish: dict[str, Any] | None = None
     test: dict[str, Any] | None = None
     param_nodes: list[str] = field(default_factory=list)
+    time_grads: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, Any] | None = None
+    pruned: dict[float, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -66,6 +72,27 @@ class Trace:
             self.finish = data
         elif kind == "test":
             self.test = data
+        elif kind == "time_grads":
+            self.time_grads.append(data)
+        elif kind == "graph":
+            self.facts = data
+        elif kind == "pruned":
+            self.pruned[round(float(data["fraction"]), 6)] = data
+
+
+def graph_record(graph: Any) -> dict[str, Any]:
+    """The ``graph`` record a run's trace starts with: facts of the graph itself, known before
+    training (``params`` and ``shapes`` per node in graph order, ``warnings`` per node: the
+    shape report's findings such as a stride that drops rows). The Evaluator feeds it for
+    every run's graph; after an edit, ``Evaluator.reset(run, graph)`` feeds the edited one."""
+    rows, total = graph.summary()
+    warnings: dict[str, list[str]] = {}
+    for w in graph.infer_shapes().warnings:
+        warnings.setdefault(w.node, []).append(w.message)
+    return {"event": "graph", "order": [r.node for r in rows], "total_params": total,
+            "params": {r.node: r.params for r in rows},
+            "shapes": {r.node: list(r.output_shape) if r.output_shape is not None else None for r in rows},
+            "warnings": warnings}
 
 
 @dataclass(frozen=True)
