@@ -336,8 +336,9 @@ MEASURES: dict[str, MeasureSpec] = {m.name: m for m in (
     MeasureSpec("best_epoch", "the epoch early stopping kept", (), (), _best_epoch),
     MeasureSpec("time_grad_ratio", "‖∂L/∂h₁‖ / ‖∂L/∂h_T‖ of a recurrent node (time_grads events; "
                 "first/last: recurrent nodes)", ("node",), AT, _time_field("ratio"), takes_all=False),
-    MeasureSpec("sigma_max", "largest singular value of a recurrent node's Wh (time_grads events, "
-                "after that step's update)", ("node",), AT, _time_field("sigma_max"), takes_all=False),
+    MeasureSpec("sigma_max", "largest singular value of a recurrent node's Wh, of the weights that step's "
+                "backward used (time_grads sigma_max_before; step=1: the initial Wh)", ("node",), AT,
+                _time_field("sigma_max_before"), takes_all=False),
     MeasureSpec("slope_bound", "γ, the bound on |φ′| of a SimpleRNN's activation (vanishing is certain "
                 "while σ_max(Wh) < 1/γ; none for LSTM, GRU)", ("node",), AT, _time_field("gamma"),
                 takes_all=False),
