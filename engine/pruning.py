@@ -15,6 +15,7 @@ small loses more of them than one with large weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,3 +98,18 @@ def evaluate_pruned(run: Any, fractions: list[float]) -> list[dict[str, Any]]:
     finally:
         model.restore(snap)
     return out
+
+
+def reopen_run(loaded: Any, base_dir: str | Path | None = None) -> Any:
+    """A :class:`engine.session.Run` around a loaded model file (``engine.modelfile.load_model``)
+    that evaluates it on the data it was trained on: the same dataset, split (same seed) and
+    stored normalisation statistics, the trained weights kept. A file dataset is found relative
+    to ``base_dir`` (the model file's folder, as ``backprop prune`` passes it)."""
+    from engine.data.dataset import Normaliser
+    from engine.session import prepare_run
+
+    graph = loaded.graph.copy()
+    graph.training = dict(loaded.meta.get("training") or graph.training)
+    stats = (loaded.meta.get("preprocessing") or {}).get("normalise")
+    normaliser = Normaliser.from_json(stats) if stats else None
+    return prepare_run(graph, base_dir, model=loaded.model, normaliser=normaliser)

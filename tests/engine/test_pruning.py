@@ -72,3 +72,40 @@ def test_evaluate_pruned_measures_copies_and_restores_the_trained_weights():
     # all weights zero: the output is the bias alone, the same class for every point: about chance
     assert everything["zeroed"] == everything["total"] == 48
     assert everything["test_acc"] <= 0.6 < unpruned["test_acc"]
+
+
+# ---- backprop prune -----------------------------------------------------------------------------------
+def test_backprop_prune_evaluates_on_the_same_split_and_saves_the_pruned_model(tmp_path, capsys):
+    from engine.cli import main
+    from engine.modelfile import load_model
+
+    graph = tmp_path / "mlp.json"
+    _mlp().save(graph)
+    model = tmp_path / "mlp.bpmodel"
+    assert main(["train", str(graph), "-q", "-o", str(model)]) == 0
+    trained = capsys.readouterr().out
+    test_acc = float(trained.split("test_acc=")[1].split()[0])
+    assert main(["prune", str(model), "--fraction", "0.5", "--fraction", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [r[:4] for r in rows] == [["0%", "0", "of", "48"], ["50%", "24", "of", "48"], ["100%", "48", "of", "48"]]
+    assert float(rows[0][-1]) == pytest.approx(test_acc, abs=1e-3)  # the split of the training run
+    out = tmp_path / "pruned.bpmodel"
+    assert main(["prune", str(model), "--fraction", "0.5", "-o", str(out)]) == 0
+    pruned = load_model(out)
+    weights = np.concatenate([pruned.model.runtimes[n].W["W"].ravel() for n in ("h", "out")])
+    assert np.count_nonzero(weights == 0) == 24 and pruned.meta["pruning"]["zeroed"] == 24
+    assert "wrote the model with 24 of 48 weights zeroed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fraction", "2"], "pruning fraction 2 is outside [0, 1]"),
+    (["--fraction", "0.5", "--fraction", "0.6", "-o", "x.bpmodel"], "give one --fraction with -o"),
+])
+def test_backprop_prune_refuses_bad_arguments_in_one_line(tmp_path, capsys, argv, message):
+    from engine.cli import main
+
+    model = tmp_path / "m.bpmodel"
+    model.write_bytes(b"not used: the arguments are refused first")
+    assert main(["prune", str(model), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
