@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import numpy as np
 
 import engine
-from engine.errors import BackpropError, DataError
+from engine.errors import BackpropError, DataError, TrainingError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -243,6 +243,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """``backprop prune MODEL --fraction F …``: zero the smallest weights, evaluate, maybe save."""
+    from engine.modelfile import load_model, save_model
+    from engine.pruning import check_fraction, evaluate_pruned, prune_smallest, reopen_run
+
+    fractions = [check_fraction(f) for f in args.fraction]
+    if args.output:
+        check_output(args.output, "the pruned model", "pruned.bpmodel", (".bpmodel",))
+        if len(fractions) != 1:
+            raise TrainingError("give one --fraction with -o: the pruned model is saved for that fraction")
+    loaded = load_model(args.model)
+    run = reopen_run(loaded, Path(args.model).resolve().parent)
+    split = "test" if run.test is not None and len(run.test) else "val"
+    if split == "val" and run.trainer.val is None:
+        raise TrainingError(f"{Path(args.model).name}: its training had neither a test nor a validation split "
+                            "to evaluate on; train with test_split or val_split")
+    rows = evaluate_pruned(run, [0.0, *(f for f in fractions if f > 0)])
+    print(f"{'pruned':>7}  {'zeroed':>15}  {split}_loss  {split}_acc")
+    for row in rows:
+        acc = row.get(f"{split}_acc")
+        print(f"{row['fraction']:>7.0%}  {row['zeroed']:>7} of {row['total']:<4}  {row[f'{split}_loss']:>9.4g}  "
+              + (f"{acc:>8.4g}" if acc is not None else "       —"))
+    if args.output:
+        pruned = prune_smallest(run.model, fractions[0])
+        meta = dict(loaded.meta)
+        meta["pruning"] = {"fraction": pruned.fraction, "zeroed": pruned.zeroed, "total": pruned.total,
+                           "threshold": pruned.threshold}
+        save_model(args.output, run.model, meta)
+        print(f"wrote the model with {pruned.zeroed} of {pruned.total} weights zeroed to {args.output}")
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import export_model
 
@@ -326,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True, help="predictions (.csv or .npy)")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("prune", help="zero a trained model's smallest weights and evaluate it again")
+    p.add_argument("model")
+    p.add_argument("--fraction", type=float, action="append", required=True,
+                   help="fraction of the weights to zero, smallest |w| first (repeat to compare several)")
+    p.add_argument("-o", "--output", help="write the pruned model (.bpmodel; one --fraction)")
+    p.set_defaults(func=cmd_prune)
+
     p = sub.add_parser("export", help="export a trained model to ONNX, PyTorch code or NumPy code")
     p.add_argument("model")
     p.add_argument("--format", required=True, choices=("onnx", "torch", "numpy"))

@@ -98,7 +98,9 @@ class TimeGradsEvent:
     ``norms[t − 1]`` = ‖∂L/∂h_t‖ for t = 1 … T (L2 over the batch and the units) from that
     step's backward; ``sigma_max`` the largest singular value of the layer's ``Wh``; ``gamma``
     the bound on |φ′| of a SimpleRNN's activation (vanishing is certain while σ_max < 1/γ;
-    None for LSTM and GRU, whose gates break that bound).
+    None for LSTM and GRU, whose gates break that bound). ``sigma_max`` is taken after that
+    step's update; ``sigma_max_before`` before it, from the Wh the reported backward used
+    (the one the norms answer to; at step 1 the initial weights).
     """
 
     step: int
@@ -107,6 +109,7 @@ class TimeGradsEvent:
     sigma_max: float
     layer: str = ""
     gamma: float | None = None
+    sigma_max_before: float | None = None
     event: str = "time_grads"
 
     @property
@@ -117,8 +120,8 @@ class TimeGradsEvent:
 
     def to_json(self) -> dict[str, Any]:
         return _clean({"event": self.event, "step": self.step, "node": self.node, "norms": list(self.norms),
-                       "sigma_max": self.sigma_max, "layer": self.layer, "gamma": self.gamma,
-                       "first_last_ratio": self.first_last_ratio})
+                       "sigma_max": self.sigma_max, "sigma_max_before": self.sigma_max_before,
+                       "layer": self.layer, "gamma": self.gamma, "first_last_ratio": self.first_last_ratio})
 
 
 @dataclass

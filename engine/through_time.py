@@ -34,8 +34,15 @@ def sigma_max(W: np.ndarray) -> float:
     return float(np.sqrt(max(np.linalg.eigvalsh(gram)[-1], 0.0)))
 
 
-def time_grads_events(model: Model, step: int) -> list[TimeGradsEvent]:
-    """One event per recurrent node that has been through a backward (none otherwise)."""
+def recurrent_sigmas(model: Model) -> dict[str, float]:
+    """σ_max(Wh) of every recurrent node now: the trainer takes it before a step whose
+    ``time_grads`` it will report, so the event also has the σ_max that step's backward saw."""
+    return {nid: sigma_max(model.runtimes[nid].W["Wh"]) for nid in recurrent_nodes(model)}
+
+
+def time_grads_events(model: Model, step: int, before: dict[str, float] | None = None) -> list[TimeGradsEvent]:
+    """One event per recurrent node that has been through a backward (none otherwise);
+    ``before`` are the σ_max values of :func:`recurrent_sigmas` taken before that step."""
     events = []
     for nid in recurrent_nodes(model):
         rt = model.runtimes[nid]
@@ -43,7 +50,8 @@ def time_grads_events(model: Model, step: int) -> list[TimeGradsEvent]:
         if norms is None:
             continue
         gamma = SLOPE_BOUND[rt.p["activation"]] if rt.type.name == "SimpleRNN" else None
-        events.append(TimeGradsEvent(step, nid, norms.tolist(), sigma_max(rt.W["Wh"]), rt.type.name, gamma))
+        events.append(TimeGradsEvent(step, nid, norms.tolist(), sigma_max(rt.W["Wh"]), rt.type.name, gamma,
+                                     (before or {}).get(nid)))
     return events
 
 

@@ -42,7 +42,7 @@ from engine.optim import (
     make_optimizer,
     validate_schedule,
 )
-from engine.through_time import time_grads_events
+from engine.through_time import recurrent_sigmas, time_grads_events
 
 Listener = Callable[[Event], None]
 
@@ -355,6 +355,8 @@ class Trainer:
                     return self._finish("stopped", "stopped by request")
                 xb, tb = self._batch(b, perm, xbuf, tbuf)
                 lr = lr_at(cfg.schedule, self.optimizer.base_lr, self.epoch + b / spe, cfg.epochs)
+                stats_due = bool(cfg.stats_every) and (self.step + 1) % cfg.stats_every == 1 % cfg.stats_every
+                sigmas = recurrent_sigmas(model) if stats_due else None
                 loss = self.train_step(xb, tb, lr)
                 self.step += 1
                 window_n += len(xb)
@@ -368,9 +370,9 @@ class Trainer:
                 seen += len(xb)
                 self.listener(StepEvent(self.epoch, self.step, loss, lr,
                                         dict(zip(names, self.norms.tolist(), strict=True)), rate))
-                if cfg.stats_every and self.step % cfg.stats_every == 1 % cfg.stats_every:
+                if stats_due:
                     self.listener(StatsEvent(self.step, activation_stats(model, self._last_outputs(xb))))
-                    for time_grads in time_grads_events(model, self.step):
+                    for time_grads in time_grads_events(model, self.step, sigmas):
                         self.listener(time_grads)
             self.epoch += 1
             event = self._end_of_epoch(loss_sum / max(seen, 1), time.perf_counter() - epoch_t0)

@@ -23,390 +23,25 @@ value with a status: ``met`` or ``unmet`` as soon as no later event can change t
 shrink), so ``train_acc(r, at=max) >= 1`` is met the moment accuracy reaches 100 %.
 """
 
+
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import LessonError
+from engine.lessons.measures import MEASURES, MeasureSpec
+from engine.lessons.trace import EPOCH_METRICS, INF, STEP_METRICS, Measured, Selector, Trace, ratio
 
-INF = math.inf
+__all__ = ["MEASURES", "Check", "MeasureSpec", "Measured", "Selector", "Trace", "parse_check"]
+
 OPERATORS = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b,
              ">": lambda a, b: a > b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 SYMBOLS = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "==": "=", "!=": "≠"}
 REDUCERS = ("first", "last", "min", "max", "mean", "best")
-EPOCH_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc")
-STEP_METRICS = ("loss", "lr")
-STATS_FIELDS = {"saturated": "saturated", "dead": "dead", "act_std": "std", "act_mean": "mean"}
-
-
-# ---- what a run produced -------------------------------------------------------------------
-@dataclass
-class Trace:
-    """The events of one run, kept as series (what the measures read).
-
-    ``activations`` lists the run's Activation nodes in graph order: ``first``/``last`` of
-    the statistics measures mean the first/last of them.
-    """
-
-    activations: Sequence[str] = ()
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    stats: list[dict[str, Any]] = field(default_factory=list)
-    diverged: dict[str, Any] | None = None
-    finish: dict[str, Any] | None = None
-    test: dict[str, Any] | None = None
-    param_nodes: list[str] = field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return self.finish is not None
-
-    @property
-    def last_step(self) -> int:
-        if self.finish is not None:
-            return int(self.finish.get("step") or 0)
-        return int(self.steps[-1]["step"]) if self.steps else 0
-
-    def feed(self, event: Any) -> None:
-        """Add one event: a trainer event object or its metrics-stream JSON dict."""
-        data = event.to_json() if hasattr(event, "to_json") else dict(event)
-        kind = data.get("event")
-        if kind == "start":
-            self.param_nodes = list(data.get("param_nodes") or [])
-        elif kind == "step":
-            self.steps.append(data)
-            if not self.param_nodes and data.get("grad_norms"):
-                self.param_nodes = list(data["grad_norms"])
-        elif kind == "epoch":
-            self.epochs.append(data)
-        elif kind == "activation_stats":
-            self.stats.append(data)
-        elif kind == "diverged":
-            self.diverged = data
-        elif kind == "finish":
-            self.finish = data
-        elif kind == "test":
-            self.test = data
-
-
-@dataclass(frozen=True)
-class Measured:
-    """A value so far: ``final`` once no later event can change it; ``trend`` +1 if it can
-    only grow, −1 if it can only shrink, 0 otherwise. ``value`` None: nothing measured yet."""
-
-    value: float | None
-    final: bool
-    trend: int = 0
-    note: str = ""
-
-
-# ---- selecting one number from a series -------------------------------------------------------
-@dataclass(frozen=True)
-class Selector:
-    """``at=…`` (a reducer, over the last ``window`` samples if given), ``step=N`` or ``epoch=N``."""
-
-    at: str = "last"
-    step: int | None = None
-    epoch: int | None = None
-    window: int | None = None
-
-    def describe(self) -> str:
-        if self.step is not None:
-            return f"step={self.step}"
-        if self.epoch is not None:
-            return f"epoch={self.epoch}"
-        parts = [] if self.at == "last" else [f"at={self.at}"]
-        return ", ".join(parts + ([f"last={self.window}"] if self.window else []))
-
-
-def _select(series: list[tuple[int, int, float | None]], sel: Selector, trace: Trace) -> Measured:
-    """One number of a series of (step, epoch, value) samples, with its finality and trend."""
-    done = trace.finished
-    if sel.step is not None:
-        before = [v for s, _e, v in series if s <= sel.step]
-        passed = any(s >= sel.step for s, _e, _v in series) or done
-        if not before:
-            return Measured(None, done, note=f"no sample by step {sel.step}")
-        return Measured(before[-1], passed)
-    if sel.epoch is not None:
-        hit = [v for _s, e, v in series if e == sel.epoch]
-        if hit:
-            return Measured(hit[-1], True)
-        return Measured(None, done, note=f"the run ended before epoch {sel.epoch}" if done else "")
-    values = [v for _s, _e, v in series if v is not None]
-    if sel.window is not None:
-        values = values[-sel.window:]
-    if not values:
-        return Measured(None, done, note="no sample" if done else "")
-    if sel.window is not None and not done:  # the window still moves: nothing is known for good
-        return Measured(_reduce(values, sel.at), False)
-    if sel.at == "first":
-        return Measured(values[0], True)
-    if sel.at == "best":
-        return _at_best(series, trace)
-    return Measured(_reduce(values, sel.at), done, {"min": -1, "max": +1}.get(sel.at, 0))
-
-
-def _at_best(series: list[tuple[int, int, float | None]], trace: Trace) -> Measured:
-    """The value at the epoch early stopping kept (restored), or the last one without it."""
-    if not trace.finished:
-        return Measured(None, False)
-    best = trace.finish.get("best_epoch")  # type: ignore[union-attr]
-    hit = [v for _s, e, v in series if e == best] if best is not None else []
-    if hit:
-        return Measured(hit[-1], True, note=f"best epoch {best}")
-    values = [v for _s, _e, v in series if v is not None]
-    return Measured(values[-1] if values else None, True)
-
-
-def _reduce(values: list[float], at: str) -> float:
-    if at == "mean":
-        return sum(values) / len(values)
-    return {"first": values[0], "last": values[-1], "min": min(values), "max": max(values)}[at]
-
-
-def _step_series(trace: Trace, value: Callable[[dict[str, Any]], float | None]) -> list:
-    return [(int(e["step"]), int(e.get("epoch", 0)), value(e)) for e in trace.steps]
-
-
-def _epoch_series(trace: Trace, key: str) -> list:
-    return [(int(e.get("step", 0)), int(e["epoch"]), e.get(key)) for e in trace.epochs]
-
-
-def _stats_series(trace: Trace, value: Callable[[dict[str, Any]], float | None]) -> list:
-    return [(int(e["step"]), -1, value(e.get("stats") or {})) for e in trace.stats]
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None:
-        return None
-    if b == 0:
-        return INF if a > 0 else (math.nan if a == 0 else -INF)
-    return a / b
-
-
-# ---- measures --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MeasureSpec:
-    """A measure: its argument kinds after the run, the selectors it accepts, and how it reads
-    a :class:`Trace`. Argument kinds: ``node`` (an id, ``first``, ``last`` or ``all``),
-    ``metric`` (a metric name), ``number``."""
-
-    name: str
-    help: str
-    args: tuple[str, ...]
-    selectors: tuple[str, ...]
-    read: Callable[[Trace, tuple[Any, ...], Selector], Measured]
-
-
-def _param_node(trace: Trace, node: str) -> str | None:
-    if node in ("first", "last"):
-        if not trace.param_nodes:
-            return None
-        return trace.param_nodes[0 if node == "first" else -1]
-    return node
-
-
-def _grad(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    (node,) = args
-
-    def value(e: dict[str, Any]) -> float | None:
-        norms = e.get("grad_norms") or {}
-        nid = _param_node(trace, node)
-        return norms.get(nid) if nid is not None else None
-    return _select(_step_series(trace, value), sel, trace)
-
-
-def _grad_ratio(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    a, b = args
-
-    def value(e: dict[str, Any]) -> float | None:
-        norms = e.get("grad_norms") or {}
-        na, nb = _param_node(trace, a), _param_node(trace, b)
-        return _ratio(norms.get(na), norms.get(nb))
-    return _select(_step_series(trace, value), sel, trace)
-
-
-def _grad_spread(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    def value(e: dict[str, Any]) -> float | None:
-        norms = [v for v in (e.get("grad_norms") or {}).values() if v is not None]
-        return _ratio(max(norms), min(norms)) if norms else None
-    return _select(_step_series(trace, value), sel, trace)
-
-
-def _step_metric(key: str) -> Callable[[Trace, tuple, Selector], Measured]:
-    return lambda trace, args, sel: _select(_step_series(trace, lambda e: e.get(key)), sel, trace)
-
-
-def _epoch_metric(key: str) -> Callable[[Trace, tuple, Selector], Measured]:
-    return lambda trace, args, sel: _select(_epoch_series(trace, key), sel, trace)
-
-
-def _stats_nodes(trace: Trace, stats: Mapping[str, Any], node: str) -> list[str]:
-    acts = [n for n in trace.activations if n in stats] or list(stats)
-    if node == "all":
-        return acts
-    if node in ("first", "last"):
-        return acts[:1] if node == "first" else acts[-1:]
-    return [node] if node in stats else []
-
-
-def _stats_field(key: str) -> Callable[[Trace, tuple, Selector], Measured]:
-    field_name = STATS_FIELDS[key]
-
-    def read(trace: Trace, args: tuple, sel: Selector) -> Measured:
-        (node,) = args
-
-        def value(stats: Mapping[str, Any]) -> float | None:
-            vals = [(stats[n] or {}).get(field_name) for n in _stats_nodes(trace, stats, node)]
-            vals = [v for v in vals if v is not None]
-            return sum(vals) / len(vals) if vals else None
-        return _select(_stats_series(trace, value), sel, trace)
-    return read
-
-
-def _std_spread(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    def value(stats: Mapping[str, Any]) -> float | None:
-        stds = [(stats[n] or {}).get("std") for n in _stats_nodes(trace, stats, "all")]
-        stds = [v for v in stds if v is not None]
-        return _ratio(max(stds), min(stds)) if stds else None
-    return _select(_stats_series(trace, value), sel, trace)
-
-
-def _test_metric(key: str) -> Callable[[Trace, tuple, Selector], Measured]:
-    """Held-out metrics of the test split: the ``test`` record the runner (or the studio)
-    adds after a run, evaluated on the final model (the restored one after early stopping)."""
-    def read(trace: Trace, args: tuple, sel: Selector) -> Measured:
-        if trace.test is not None:
-            return Measured(trace.test.get(key), True)
-        return Measured(None, False)
-    return read
-
-
-def _gap(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    """val_loss of the kept epoch (the last, or the best after early stopping) − fit_loss: how
-    much worse the final model does on held-out data than on the data it was fitted to."""
-    val = _at_best(_epoch_series(trace, "val_loss"), trace)
-    fit = _test_metric("fit_loss")(trace, args, sel)
-    if val.value is None or fit.value is None:
-        return Measured(None, val.final and fit.final)
-    return Measured(val.value - fit.value, val.final and fit.final)
-
-
-def _diverged(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    if trace.diverged is not None:
-        node = trace.diverged.get("node")
-        where = f" in layer '{node}'" if node else ""
-        return Measured(1.0, True, note=f"diverged at step {trace.diverged.get('step')}{where}")
-    return Measured(0.0, trace.finished, +1, note="trained to the end" if trace.finished else "")
-
-
-def _diverged_step(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    if trace.diverged is not None:
-        return Measured(float(trace.diverged.get("step", 0)), True)
-    if trace.finished:
-        return Measured(INF, True, note="never diverged")
-    return Measured(float(trace.last_step), False, +1)
-
-
-def _reached(metric: str, value: float | None, threshold: float) -> bool:
-    if value is None or math.isnan(value):
-        return False
-    return value >= threshold if metric.endswith("_acc") else value <= threshold
-
-
-def _first_reaching(trace: Trace, metric: str, threshold: float, what: str) -> Measured:
-    """The step (``what="step"``) or epoch at which ``metric`` first reaches ``threshold``:
-    ≤ for losses, ≥ for accuracies. Before then the count so far, growing; never: ∞."""
-    if metric in STEP_METRICS:
-        samples = [(int(e["step"]), int(e.get("epoch", 0)) + 1, e.get(metric)) for e in trace.steps]
-    else:
-        samples = [(int(e.get("step", 0)), int(e["epoch"]), e.get(metric)) for e in trace.epochs]
-    for step, epoch, value in samples:
-        if _reached(metric, value, threshold):
-            return Measured(float(step if what == "step" else epoch), True)
-    if trace.finished:
-        return Measured(INF, True, note=f"never reached {threshold:g}")
-    so_far = trace.last_step if what == "step" else len(trace.epochs)
-    return Measured(float(so_far), False, +1)
-
-
-def _steps_to(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    return _first_reaching(trace, args[0], args[1], "step")
-
-
-def _epochs_to(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    return _first_reaching(trace, args[0], args[1], "epoch")
-
-
-def _count(key: str) -> Callable[[Trace, tuple, Selector], Measured]:
-    def read(trace: Trace, args: tuple, sel: Selector) -> Measured:
-        if key == "steps":
-            return Measured(float(trace.last_step), trace.finished, +1)
-        return Measured(float(len(trace.epochs)), trace.finished, +1)
-    return read
-
-
-def _early_stopped(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    if not trace.finished:
-        return Measured(0.0, False)
-    stopped = trace.finish.get("reason") == "early_stopping"  # type: ignore[union-attr]
-    note = f"best epoch {trace.finish.get('best_epoch')}" if stopped else ""  # type: ignore[union-attr]
-    return Measured(1.0 if stopped else 0.0, True, note=note)
-
-
-def _best_epoch(trace: Trace, args: tuple, sel: Selector) -> Measured:
-    if not trace.finished:
-        return Measured(None, False)
-    best = trace.finish.get("best_epoch")  # type: ignore[union-attr]
-    return Measured(None if best is None else float(best), True)
-
-
-EPOCH_HELP = {
-    "train_loss": "an epoch's training loss (mean over its steps, training mode, with any weight penalty)",
-    "val_loss": "an epoch's validation loss (evaluation mode)",
-    "train_acc": "an epoch's accuracy on the training split (evaluation mode)",
-    "val_acc": "an epoch's validation accuracy",
-}
-AT = ("at", "last", "step")
-ALL = ("at", "last", "step", "epoch")
-MEASURES: dict[str, MeasureSpec] = {m.name: m for m in (
-    MeasureSpec("loss", "minibatch training loss of a step", (), AT, _step_metric("loss")),
-    MeasureSpec("lr", "learning rate of a step", (), AT, _step_metric("lr")),
-    MeasureSpec("grad", "L2 norm of a node's parameter gradient (first/last: parameterised layers)",
-                ("node",), AT, _grad),
-    MeasureSpec("grad_ratio", "grad(a) / grad(b) at the same step", ("node", "node"), AT, _grad_ratio),
-    MeasureSpec("grad_spread", "largest / smallest gradient norm over the layers at a step", (), AT,
-                _grad_spread),
-    *(MeasureSpec(k, EPOCH_HELP[k], (), ALL, _epoch_metric(k)) for k in EPOCH_METRICS),
-    *(MeasureSpec(f"test_{k}", f"{k} of the final model on the test split (the run's test record)", (), (),
-                  _test_metric(f"test_{k}")) for k in ("loss", "acc")),
-    *(MeasureSpec(f"fit_{k}", f"{k} of the final model on its own training split, evaluation mode (no "
-                  "dropout, no weight penalty)", (), (), _test_metric(f"fit_{k}")) for k in ("loss", "acc")),
-    MeasureSpec("gap", "generalisation gap: val_loss of the kept epoch − fit_loss", (), (), _gap),
-    MeasureSpec("saturated", "saturated fraction of an activation node (all: their mean)", ("node",), AT,
-                _stats_field("saturated")),
-    MeasureSpec("dead", "dead fraction of an activation node (all: their mean)", ("node",), AT,
-                _stats_field("dead")),
-    MeasureSpec("act_std", "standard deviation of a node's output (first/last: Activation nodes)", ("node",),
-                AT, _stats_field("act_std")),
-    MeasureSpec("act_mean", "mean of a node's output", ("node",), AT, _stats_field("act_mean")),
-    MeasureSpec("std_spread", "largest / smallest output std over the Activation nodes", (), AT, _std_spread),
-    MeasureSpec("diverged", "1 if the run diverged, else 0", (), (), _diverged),
-    MeasureSpec("diverged_step", "the step at which the run diverged (∞: never)", (), (), _diverged_step),
-    MeasureSpec("steps_to", "first step at which a metric reaches a value (≤ for losses, ≥ for accuracies)",
-                ("metric", "number"), (), _steps_to),
-    MeasureSpec("epochs_to", "first epoch at which a metric reaches a value", ("metric", "number"), (),
-                _epochs_to),
-    MeasureSpec("steps", "steps trained", (), (), _count("steps")),
-    MeasureSpec("epochs", "epochs completed", (), (), _count("epochs")),
-    MeasureSpec("early_stopped", "1 if early stopping ended the run, else 0", (), (), _early_stopped),
-    MeasureSpec("best_epoch", "the epoch early stopping kept", (), (), _best_epoch),
-)}
 MATH = {"abs": (1, abs), "log10": (1, lambda v: math.log10(v) if v > 0 else -INF),
         "ln": (1, lambda v: math.log(v) if v > 0 else -INF), "min": (2, min), "max": (2, max),
         "fold": (1, lambda v: max(v, 1 / v) if v > 0 else INF)}
@@ -422,6 +57,14 @@ class Expr:
 
     def runs(self) -> set[str]:
         return set()
+
+    def calls(self) -> list["Call"]:
+        """Every measure call in this expression (the runner asks which pruning fractions a
+        lesson reads)."""
+        return [c for child in self.children() for c in child.calls()]
+
+    def children(self) -> list["Expr"]:
+        return []
 
 
 @dataclass
@@ -447,6 +90,9 @@ class Call(Expr):
 
     def runs(self) -> set[str]:
         return {self.run}
+
+    def calls(self) -> list["Call"]:
+        return [self]
 
     def __str__(self) -> str:
         parts = [self.run, *(f"{a:g}" if isinstance(a, float) else str(a) for a in self.args)]
@@ -483,10 +129,13 @@ class Binary(Expr):
             return Measured(a.value - b.value, final, _combine_trend(a, b, -1), note)
         if self.op == "*":
             return Measured(a.value * b.value, final, note=note)
-        return Measured(_ratio(a.value, b.value), final, note=note)
+        return Measured(ratio(a.value, b.value), final, note=note)
 
     def runs(self) -> set[str]:
         return self.left.runs() | self.right.runs()
+
+    def children(self) -> list[Expr]:
+        return [self.left, self.right]
 
     def __str__(self) -> str:
         return f"({self.left} {self.op} {self.right})"
@@ -502,6 +151,9 @@ class Negate(Expr):
 
     def runs(self) -> set[str]:
         return self.inner.runs()
+
+    def children(self) -> list[Expr]:
+        return [self.inner]
 
     def __str__(self) -> str:
         return f"-{self.inner}"
@@ -523,6 +175,9 @@ class MathCall(Expr):
 
     def runs(self) -> set[str]:
         return set().union(*(a.runs() for a in self.args))
+
+    def children(self) -> list[Expr]:
+        return list(self.args)
 
     def __str__(self) -> str:
         return f"{self.name}({', '.join(map(str, self.args))})"
@@ -672,7 +327,7 @@ class _Parser:
             else:
                 if tk != "name":
                     raise LessonError(f"{spec.name}(): expected a node id, first, last or all at column {tc}")
-                if tv == "all" and spec.name in ("grad", "grad_ratio"):
+                if tv == "all" and not spec.takes_all:
                     raise LessonError(f"{spec.name}(): 'all' is not a single layer; name a node, first or last")
                 args.append(tv)
         return Call(spec, run, tuple(args), self.selector(spec, keywords))
@@ -733,6 +388,9 @@ class Check:
 
     def runs(self) -> set[str]:
         return self.left.runs() | self.right.runs()
+
+    def calls(self) -> list[Call]:
+        return self.left.calls() + self.right.calls()
 
     def evaluate(self, traces: Mapping[str, Trace]) -> Outcome:
         a, b = self.left.evaluate(traces), self.right.evaluate(traces)

@@ -19,6 +19,7 @@ from typing import Any
 from engine.errors import BackpropError, LessonError
 from engine.lessons.expect import Trace
 from engine.lessons.format import Lesson, lessons_dir, load_lesson_file
+from engine.lessons.trace import graph_record
 
 
 # ---- the catalogue -----------------------------------------------------------------------------
@@ -104,11 +105,24 @@ class Evaluator:
 
     def __init__(self, lesson: Lesson) -> None:
         self.lesson = lesson
-        self.traces = {r.name: Trace(activations=r.activation_nodes()) for r in lesson.runs}
+        self.traces: dict[str, Trace] = {}
+        for spec in lesson.runs:
+            self.reset(spec.name)
 
-    def reset(self, run: str) -> None:
-        """Forget a run's events (it is trained again)."""
-        self.traces[run] = Trace(activations=self.lesson.run(run).activation_nodes())
+    def reset(self, run: str, graph: Any = None) -> None:
+        """Forget a run's events (it is trained again). Its trace starts with the facts of
+        ``graph`` (default: the lesson's graph of that run; pass the edited one after an
+        edit, so that ``params``, ``out_dim`` and ``warnings`` read what will train)."""
+        spec = self.lesson.run(run)
+        self.traces[run] = Trace(activations=spec.activation_nodes())
+        self.traces[run].feed(graph_record(graph if graph is not None else spec.graph))
+
+    def prune_fractions(self, run: str) -> list[float]:
+        """The pruning fractions the expectations read for ``run`` (pruned_acc, pruned_loss):
+        after the run, feed :func:`engine.pruning.evaluate_pruned` records for them."""
+        found = {float(c.args[0]) for e in self.lesson.expectations for c in e.check.calls()
+                 if c.run == run and c.spec.name.startswith("pruned_")}
+        return sorted(found)
 
     def feed(self, run: str, event: Any) -> None:
         """One event of run ``run``: a trainer event or its metrics-stream dict."""
@@ -179,6 +193,7 @@ def run_lesson(lesson: Lesson, progress: Callable[[str], None] | None = None) ->
 
 
 def _run_lesson(lesson: Lesson, progress: Callable[[str], None] | None) -> LessonReport:
+    from engine.pruning import evaluate_pruned
     from engine.session import prepare_run
 
     evaluator = Evaluator(lesson)
@@ -192,6 +207,8 @@ def _run_lesson(lesson: Lesson, progress: Callable[[str], None] | None) -> Lesso
             run = prepare_run(spec.graph.copy(), spec.base_dir, listener=evaluator.listener(spec.name))
             finish = run.trainer.run()
             evaluator.feed(spec.name, test_record(run))
+            for record in evaluate_pruned(run, evaluator.prune_fractions(spec.name)):
+                evaluator.feed(spec.name, {"event": "pruned", **record})
         except BackpropError as err:
             raise LessonError(f"{lesson.path.name}: run '{spec.name}': {err}") from None
         records.append(RunRecord(spec.name, finish.reason, finish.epoch, finish.step,
