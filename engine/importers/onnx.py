@@ -88,7 +88,14 @@ def import_onnx(path: str | Path) -> Any:
     """Read the ONNX file at ``path`` into a LoadedModel (graph, compiled model with the
     file's weights, meta with its preprocessing); ImportModelError names what cannot be mapped."""
     model = read_onnx(path)
-    return OnnxImporter(model, Path(path).name).run()
+    importer = OnnxImporter(model, Path(path).name)
+    try:
+        return importer.run()
+    except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError) as err:
+        # a structure the checker let through but no handler expects: say where, never a traceback
+        where = f" at ONNX node '{importer.current}'" if importer.current else ""
+        raise ImportModelError(f"{Path(path).name}: cannot import{where}: unexpected model structure "
+                               f"({type(err).__name__}: {err})") from None
 
 
 class NodeView:
@@ -186,6 +193,7 @@ class OnnxImporter:
         self.raw_input_used = False
         self.metadata = {p.key: p.value for p in model.metadata_props}
         self.labels: dict[str, int] = defaultdict(int)
+        self.current = ""
 
     # -- set-up --------------------------------------------------------------------------
     def _opset(self) -> int:
@@ -281,6 +289,7 @@ class OnnxImporter:
         return build_loaded(self, result, output)
 
     def _visit(self, node: Any, ops: dict[str, Any]) -> None:
+        self.current = node.name or node.op_type
         values: list[Value | None] = []
         for name in node.input:
             if not name:
