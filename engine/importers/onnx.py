@@ -166,7 +166,7 @@ class NodeView:
     def layer(self, type_name: str, params: dict[str, Any], inputs: list[Data],
               weights: dict[str, np.ndarray] | None = None, buffers: dict[str, np.ndarray] | None = None,
               view: tuple[int | None, ...] | None = None, label_output: int = 0,
-              soft: dict[str, Any] | None = None) -> list[Data]:
+              soft: dict[str, Any] | None = None, label_node: Any = None) -> list[Data]:
         """Add one layer fed by ``inputs``; returns its output ports as Data (each seen
         through ``view`` for an element-wise layer, else in the port's own layout).
 
@@ -174,7 +174,7 @@ class NodeView:
         slope): a design in the file's metadata overrides them.
         """
         return self.imp.add_layer(self, type_name, params, inputs, weights or {}, buffers or {}, view,
-                                  label_output, soft or {})
+                                  label_output, soft or {}, label_node)
 
 
 class OnnxImporter:
@@ -194,6 +194,8 @@ class OnnxImporter:
         self.metadata = {p.key: p.value for p in model.metadata_props}
         self.labels: dict[str, int] = defaultdict(int)
         self.current = ""
+        self.origin: dict[PortRef, Expr] = {}  # Activations made from element-wise chains, and the chain
+        self.materialised: dict[int, Data] = {}  # id of an Expr → the layer it became (once per chain)
 
     # -- set-up --------------------------------------------------------------------------
     def _opset(self) -> int:
@@ -348,7 +350,8 @@ class OnnxImporter:
     # -- layers --------------------------------------------------------------------------
     def add_layer(self, view: NodeView, type_name: str, params: dict[str, Any], inputs: list[Data],
                   weights: dict[str, np.ndarray], buffers: dict[str, np.ndarray],
-                  keep_view: tuple[int | None, ...] | None, label_output: int, soft: dict[str, Any]) -> list[Data]:
+                  keep_view: tuple[int | None, ...] | None, label_output: int, soft: dict[str, Any],
+                  label_node: Any = None) -> list[Data]:
         from engine.layers import REGISTRY
 
         layer = REGISTRY[type_name]
@@ -364,8 +367,9 @@ class OnnxImporter:
             if name not in arrays or tuple(np.shape(arrays[name])) != tuple(shape):
                 got = "missing" if name not in arrays else f"of shape {np.shape(arrays[name])}"
                 view.refuse(f"its {type_name} weight '{name}' is {got}, the layer needs {tuple(shape)}")
-        out_name = view.node.output[label_output] if len(view.node.output) > label_output else ""
-        label = _label(view.node, out_name, type_name)
+        named = label_node if label_node is not None else view.node
+        out_name = named.output[label_output] if len(named.output) > label_output else ""
+        label = _label(named, out_name, type_name)
         node_id = self._unique(label)
         p = Pending(node_id, type_name, dict(params), [d.ref for d in inputs], view.name, view.op,
                     {k: np.asarray(v) for k, v in weights.items()}, {k: np.asarray(v) for k, v in buffers.items()},
@@ -385,8 +389,11 @@ class OnnxImporter:
         layer = REGISTRY[p.type]
         return layer.output_ports(layer.validate_params({**p.soft, **p.params}))
 
-    def materialise(self, expr: Expr, view: NodeView) -> Data:
-        """The layer an element-wise chain is: preprocessing on the input, or an Activation."""
+    def materialise(self, expr: Expr, view: NodeView, refuse: bool = True) -> Data | None:
+        """The layer an element-wise chain is: preprocessing on the input, or an Activation
+        (named after the chain's last node). Without ``refuse``, None when it is neither."""
+        if id(expr) in self.materialised:
+            return self.materialised[id(expr)]
         base = expr.base
         if base.ref == (self.input_id, "out") and base.is_canonical:
             stats = ew.match_affine(expr.tree, base.shape)
@@ -394,18 +401,25 @@ class OnnxImporter:
                 if self.preprocessing is not None:
                     view.refuse("the input is normalised twice; Backprop Studio keeps one normalisation")
                 self.preprocessing = stats
+                self.materialised[id(expr)] = base
                 return base
         match = ew.match_activation(expr.tree)
         if match is None:
+            if not refuse:
+                return None
             what = " → ".join(dict.fromkeys(expr.nodes)) or "it"
             view.refuse(f"the element-wise computation ({what}) is none of Backprop Studio's activations "
                         "(identity, sigmoid, tanh, scaled tanh, ReLU, leaky ReLU, ELU, softplus, hard tanh, GELU)"
                         + ("; normalising the input is recognised only directly after the input"
                            if ew.ops(expr.tree) <= ew.AFFINE_OPS else ""))
         function, alpha = match
-        if function == "identity":
-            return base
-        return view.layer("Activation", {"function": function, "alpha": alpha}, [base], view=base.view)[0]
+        out = base
+        if function != "identity":
+            out = view.layer("Activation", {"function": function, "alpha": alpha}, [base], view=base.view,
+                             label_node=expr.last)[0]
+            self.origin[out.ref] = expr
+        self.materialised[id(expr)] = out
+        return out
 
     def _unique(self, label: str) -> str:
         label = label[:60]
@@ -449,14 +463,15 @@ def _label(node: Any, out_name: str, type_name: str) -> str:
     if out_name and ID_PATTERN.match(out_name) and not _GENERATED.search(out_name):
         return out_name
     parts = [p for p in re.split(r"[/.:]+", node.name or "") if p]
-    if parts and re.sub(r"_\d+$", "", parts[-1]) == node.op_type:
+    if parts and re.sub(r"_\d+$", "", re.sub(r"^node_", "", parts[-1])) == node.op_type:
         parts = parts[:-1]
     label = _sanitise("_".join(parts))
     if label.startswith("node_"):
         label = label[5:]
+    fallback = node.op_type.lower() if type_name == "Activation" else type_name.lower()
     if not label or label.startswith("n_"):
-        label = type_name.lower() + (label[1:] if label.startswith("n_") else "")
-    return label if ID_PATTERN.match(label) else type_name.lower()
+        label = fallback + (label[1:] if label.startswith("n_") else "")
+    return label if ID_PATTERN.match(label) else fallback
 
 
 __all__ = ["Graph", "ImportModelError", "NodeView", "OnnxImporter", "import_onnx", "read_onnx"]

@@ -63,9 +63,10 @@ UNARY: dict[str, Callable[[np.ndarray, dict], np.ndarray]] = {
 }
 BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power,
-    "Max": np.maximum, "Min": np.minimum,
+    "Max": np.maximum, "Min": np.minimum, "Greater": np.greater, "Less": np.less,
+    "GreaterOrEqual": np.greater_equal, "LessOrEqual": np.less_equal,
 }
-ELEMENTWISE = frozenset(UNARY) | frozenset(BINARY) | {"Clip"}
+ELEMENTWISE = frozenset(UNARY) | frozenset(BINARY) | {"Clip", "Where"}
 """ONNX operators an expression tree may contain."""
 AFFINE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Neg", "Identity"})
 
@@ -91,10 +92,22 @@ def evaluate(tree: Any, x: np.ndarray) -> np.ndarray:
         return UNARY[op](args[0], attrs)
     if op in BINARY:
         return BINARY[op](args[0], args[1])
+    if op == "Where":  # PyTorch's softplus: where(x > 20, x, log(1 + e^x))
+        return np.where(args[0], args[1], args[2])
     if op == "Clip":
         lo, hi = (args + [None, None])[1:3]
         return np.clip(args[0], -np.inf if lo is None else lo, np.inf if hi is None else hi)
     raise KeyError(op)
+
+
+def substitute(tree: Any, leaf: Any) -> Any:
+    """``tree`` with its leaf ``"x"`` replaced by ``leaf`` (a chain on a chain's result)."""
+    if isinstance(tree, str):
+        return leaf
+    if isinstance(tree, tuple):
+        op, attrs, children = tree
+        return (op, attrs, [substitute(c, leaf) for c in children])
+    return tree
 
 
 def constants(tree: Any) -> list[np.ndarray]:

@@ -63,13 +63,33 @@ def _base(value: Value) -> Data | None:
     return value if isinstance(value, Data) else value.base if isinstance(value, Expr) else None
 
 
+def _lifted(view: Any, values: list[Value | None]) -> list[Value | None]:
+    """The operands with an Activation the importer made from an element-wise chain taken back
+    to that chain, when the operands otherwise stand on different tensors: PyTorch's softplus
+    is where(x > 20, x, softplus(x)), one chain on x."""
+    bases = {_base(v) for v in values if isinstance(v, (Data, Expr))}
+    if len(bases) < 2:
+        return values
+    origin = view.imp.origin
+
+    def lift(v: Value | None) -> Value | None:
+        b = _base(v) if v is not None else None
+        if b is None or b.ref not in origin or origin[b.ref].base.view != b.view:
+            return v
+        chain = origin[b.ref]
+        if isinstance(v, Data):
+            return chain
+        return Expr(chain.base, ew.substitute(v.tree, chain.tree), chain.nodes + v.nodes, v.last)
+    return [lift(v) for v in values]
+
+
 def elementwise(view: Any) -> list[Value | None]:
     """Extend (or start) the element-wise expression on one data tensor; an activation operator
     applied to the data itself becomes its Activation layer at once."""
     trees: list[Any] = []
     base: Data | None = None
     nodes: list[str] = []
-    for v in view.values:
+    for v in _lifted(view, view.values):
         if v is None:
             trees.append(None)
         elif isinstance(v, Sym):
@@ -95,10 +115,24 @@ def elementwise(view: Any) -> list[Value | None]:
     if view.op == "Gelu" and attrs.get("approximate", "none") != "none":
         view.refuse("the tanh approximation of GELU differs from Backprop Studio's exact GELU (z·Φ(z)); "
                     "export with approximate='none'")
-    expr = Expr(base, (view.op, attrs, trees), nodes + [view.name])
-    if view.op in ACTIVATION_OPS and isinstance(view.value(0), Data):
+    first = view.value(0)
+    if view.op in ACTIVATION_OPS and isinstance(first, Expr):
+        # an activation after a chain that is a layer by itself (x·1 before ELU): two layers
+        done = view.imp.materialise(first, view, refuse=False)
+        if done is not None:
+            return elementwise_on(view, done, trees)
+    expr = Expr(base, (view.op, attrs, trees), nodes + [view.name], view.node)
+    if view.op in ACTIVATION_OPS and isinstance(first, Data):
         return [view.imp.materialise(expr, view)]
     return [expr]
+
+
+def elementwise_on(view: Any, x: Data, trees: list[Any]) -> list[Value | None]:
+    """The activation operator of ``view`` applied to ``x`` (its first operand) as a layer."""
+    attrs = {k: view.attrs[k] for k in ATTRIBUTES.get(view.op, ()) if k in view.attrs}
+    attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+    expr = Expr(x, (view.op, attrs, ["x", *trees[1:]]), [view.name], view.node)
+    return [view.imp.materialise(expr, view)]
 
 
 for _name in sorted(ew.ELEMENTWISE - {"Add", "Identity"}):
@@ -141,6 +175,19 @@ def _cast(view: Any) -> list[Value | None]:
     return [view.value(0)]
 
 
+@op("CastLike")
+def _cast_like(view: Any) -> list[Value | None]:
+    """A constant cast like the data (the dynamo exporter's scalars) is that constant in float32;
+    the data cast like anything floating stays as it is."""
+    v, like = view.value(0), view.value(1)
+    view.ignore("saturate", "round_mode")
+    if isinstance(v, Const):
+        return [Const(np.asarray(v.value, np.float32))]
+    if isinstance(like, Const) and np.asarray(like.value).dtype.kind != "f":
+        view.refuse("the network's data can only be cast to a floating-point type")
+    return [v]
+
+
 @op("PRelu")
 def _prelu(view: Any) -> list[Value | None]:
     x = view.data(0)
@@ -160,7 +207,8 @@ def _add(view: Any) -> list[Value | None]:
     if view.op == "Add" and len(flowing) == 1:
         bias = _dense_bias(view)
         return bias if bias is not None else elementwise(view)
-    if any(isinstance(v, Expr) for v in flowing) and len({_base(v) for v in flowing}) == 1 and view.op == "Add":
+    lifted = [v for v in _lifted(view, flowing)]
+    if any(isinstance(v, Expr) for v in lifted) and len({_base(v) for v in lifted}) == 1 and view.op == "Add":
         return elementwise(view)
     if len(flowing) != len(values):
         view.refuse("it adds constants to a join of branches; Backprop Studio's Add joins branches only")

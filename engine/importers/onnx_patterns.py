@@ -18,16 +18,6 @@ from engine.importers import onnx_elementwise as ew
 from engine.importers.onnx_values import Data, Expr, Value
 
 
-def _substitute(tree: Any, leaf: Any) -> Any:
-    """``tree`` with its leaf ``"x"`` replaced by ``leaf``."""
-    if isinstance(tree, str):
-        return leaf
-    if isinstance(tree, tuple):
-        op, attrs, children = tree
-        return (op, attrs, [_substitute(c, leaf) for c in children])
-    return tree
-
-
 def _source(view: Any, d: Data, type_name: str) -> Data | None:
     """The data feeding the importer's own ``type_name`` layer that produced ``d``."""
     imp = view.imp
@@ -49,7 +39,7 @@ def _sigma_tree(view: Any, s: Value, split_ref: tuple[str, str]) -> Any:
     act = view.imp.producer.get(base.ref)
     if act is not None and act.type == "Activation" and act.params.get("function") == "softplus" \
             and act.inputs[0] == split_ref:
-        return _substitute(tree, ("Softplus", {}, ["x"]))
+        return ew.substitute(tree, ("Softplus", {}, ["x"]))
     return None
 
 

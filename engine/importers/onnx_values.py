@@ -114,6 +114,7 @@ class Expr:
     base: Data
     tree: Any
     nodes: list[str] = field(default_factory=list)
+    last: Any = None  # the ONNX node that computed it (its layer is named after it)
 
 
 Value = Const | Sym | Data | Expr

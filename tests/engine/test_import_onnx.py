@@ -225,9 +225,11 @@ REFUSALS = [
     ("softmax axis", [helper.make_node("Reshape", ["x", "s"], ["r"]),
                       helper.make_node("Softmax", ["r"], ["y"], name="sm", axis=1)], {"s": [0, 2, 2]},
      r"node 'sm' \(Softmax\): it normalises axis 1"),
-    ("product of branches", [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Sigmoid", ["x"], ["b"]),
-                             helper.make_node("Mul", ["a", "b"], ["y"], name="gate")], {},
+    ("product of branches", [helper.make_node("Gemm", ["x", "w"], ["a"]), helper.make_node("Gemm", ["x", "w"], ["b"]),
+                             helper.make_node("Mul", ["a", "b"], ["y"], name="gate")], {"w": np.ones((4, 4))},
      r"node 'gate' \(Mul\): it combines two branches"),
+    ("swish", [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"], name="swish")],
+     {}, r"node 'swish' \(Mul\): the element-wise computation \(.*swish\) is none of Backprop Studio's activations"),
     ("batch mixing", [helper.make_node("Reshape", ["x", "s"], ["y"], name="r")], {"s": [-1]},
      r"node 'r' \(Reshape\): it reshapes .* which mixes examples"),
     ("custom domain", [helper.make_node("FusedGemm", ["x", "w"], ["y"], name="f", domain="com.microsoft")],
@@ -258,7 +260,7 @@ def test_files_without_one_input_and_one_output_or_too_old_are_refused(tmp_path)
     with pytest.raises(ImportModelError, match=r"opset 11 is older than 13.*opset_version=13"):
         import_onnx(onnx_file(tmp_path / "old.onnx", relu, {}, opset=11))
     two = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in ("x", "x2")]
-    with pytest.raises(ImportModelError, match=r"has 2 inputs \('x', 'x2'\); Backprop Studio networks have exactly one"):
+    with pytest.raises(ImportModelError, match=r"has 2 inputs \('x', 'x2'\); Backprop Studio networks have exactly"):
         import_onnx(onnx_file(tmp_path / "two.onnx", relu, {}, inputs=two))
     with pytest.raises(ImportModelError, match=r"input 'x' has no fixed size on axis 1 \(F\)"):
         import_onnx(onnx_file(tmp_path / "sym.onnx", relu, {}, in_shape=("N", "F")))

@@ -1,0 +1,172 @@
+"""PyTorch models through ONNX: built in torch, exported with ``torch.onnx.export``, imported.
+
+Each model is exported three ways: torch 2.13's default (``dynamo=True``: torch.export and
+onnxscript, opset 20, a fixed batch size; BatchNorm folded into the layer before unless optimize=False), the TorchScript exporter (``dynamo=False``,
+opset 20, a dynamic batch axis) and the TorchScript exporter at opset 17 (GELU as PyTorch's
+erf subgraph). The imported network must predict what onnxruntime computes from the same file
+(float32, 1e-5 relative to the largest output), and one training step of the imported
+network (SGD with momentum) must equal the same step of the torch module: the same loss, the
+same predictions afterwards. Run with ``-s`` to see which operators each export emitted.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from test_export import assert_close, onnx_predict
+from torch import nn
+
+from engine.compiler import compile_graph
+from engine.importers.onnx import import_onnx
+from engine.training import TrainConfig, Trainer
+
+BATCH = 4
+LR = 0.1
+EMITTED: dict[str, list[str]] = {}
+
+
+class MLP(nn.Module):
+    """Every MLP-level operator: a view of the input, Linear, BatchNorm1d, GELU, PReLU, two
+    branches joined by Concat (tanh and sigmoid), Hardtanh, ELU, Softplus, LeakyReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.bn = nn.Linear(6, 16), nn.BatchNorm1d(16)
+        self.act1, self.fc2, self.act2 = nn.GELU(), nn.Linear(16, 12), nn.PReLU(init=0.3)
+        self.left, self.right = nn.Linear(12, 6), nn.Linear(12, 5)
+        self.fc3, self.fc4, self.fc5 = nn.Linear(11, 10), nn.Linear(10, 8), nn.Linear(8, 3)
+        self.hard, self.elu, self.leaky = nn.Hardtanh(), nn.ELU(0.7), nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.view(x.size(0), -1)
+        h = self.act2(self.fc2(self.act1(self.bn(self.fc1(h)))))
+        h = torch.cat([torch.tanh(self.left(h)), torch.sigmoid(self.right(h))], dim=1)
+        h = self.elu(self.hard(self.fc3(h)))
+        return self.fc5(self.leaky(nn.functional.softplus(self.fc4(h))))
+
+
+MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], str]] = {
+    "mlp": (MLP, (2, 3), "classification"),
+}
+EXPORTERS = {
+    "dynamo": {"dynamo": True},
+    "dynamo-unoptimised": {"dynamo": True, "optimize": False},
+    "torchscript": {"dynamo": False, "dynamic_axes": {"x": {0: "N"}, "y": {0: "N"}}},
+    "torchscript-opset17": {"dynamo": False, "opset_version": 17, "dynamic_axes": {"x": {0: "N"}, "y": {0: "N"}}},
+}
+CASES = [(m, e) for m in MODELS for e in EXPORTERS]
+TRAINABLE = [(m, e) for m, e in CASES if e != "dynamo"]
+"""The default dynamo export folds BatchNorm into the layer before it (an inference graph):
+what is imported then predicts the same but trains without BatchNorm."""
+
+
+def build(name: str) -> nn.Module:
+    """The model with non-trivial weights and BatchNorm statistics, in evaluation mode."""
+    torch.manual_seed(0)
+    module = MODELS[name][0]()
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+                sub.running_mean.uniform_(-0.5, 0.5)
+                sub.running_var.uniform_(0.5, 2.0)
+                sub.weight.uniform_(0.5, 1.5)
+                sub.bias.uniform_(-0.3, 0.3)
+    return module.eval()
+
+
+def features(name: str, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, *MODELS[name][1])).astype(np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    yield
+    for key, ops in sorted(EMITTED.items()):
+        print(f"\n{key}: {' '.join(ops)}")
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    cache: dict[tuple[str, str], tuple] = {}
+
+    def get(name: str, exporter: str):
+        if (name, exporter) not in cache:
+            module = build(name)
+            path = tmp_path_factory.mktemp(name) / f"{name}_{exporter}.onnx"
+            x = torch.from_numpy(features(name, BATCH, 0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["y"],
+                                  **EXPORTERS[exporter])
+            proto = onnx.load(str(path))
+            EMITTED[f"{name}/{exporter} (opset {proto.opset_import[0].version})"] = list(
+                dict.fromkeys(n.op_type for n in proto.graph.node))
+            cache[(name, exporter)] = (module, path, import_onnx(path))
+        return cache[(name, exporter)]
+    return get
+
+
+@pytest.mark.parametrize("name,exporter", CASES, ids=[f"{m}-{e}" for m, e in CASES])
+def test_imported_model_predicts_what_onnxruntime_computes(name, exporter, exports):
+    module, path, loaded = exports(name, exporter)
+    X = features(name, BATCH, 1)
+    want = onnx_predict(path, X)
+    assert_close(loaded.model.predict(X), want, f"import[{name}-{exporter}]")
+    with torch.no_grad():
+        assert_close(want, module(torch.from_numpy(X)).numpy(), f"ort-vs-torch[{name}-{exporter}]")
+    batchnorms = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    imported = sum(n.type == "BatchNorm" for n in loaded.graph.nodes.values())
+    assert imported == (0 if exporter == "dynamo" else batchnorms)
+    if not exporter.startswith("dynamo"):  # the dynamic batch axis: any batch size
+        X = features(name, 9, 2)
+        assert_close(loaded.model.predict(X), onnx_predict(path, X), f"import[{name}-{exporter}]")
+
+
+def engine_step(loaded, X: np.ndarray, y: np.ndarray, loss: str) -> tuple[float, object]:
+    graph = loaded.graph.copy()
+    graph.training.update({"loss": loss, "batch_size": len(X), "optimizer": {"name": "sgd", "lr": LR,
+                                                                            "momentum": 0.9}})
+    model = compile_graph(graph)
+    model.load_state_dict(loaded.model.state_dict())
+    task = "classification" if loss == "cross_entropy" else "regression"
+    trainer = Trainer(model, X, y, TrainConfig.from_training(graph.training), task=task, n_classes=3)
+    return trainer.train_step(trainer.X, trainer.T, LR), model
+
+
+def torch_step(module: nn.Module, X: np.ndarray, y: np.ndarray, loss: str) -> tuple[float, nn.Module]:
+    net = copy.deepcopy(module).train()
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=LR, momentum=0.9)
+    out = net(torch.from_numpy(X))
+    target = torch.from_numpy(y)
+    value = nn.functional.cross_entropy(out, target) if loss == "cross_entropy" else nn.functional.mse_loss(out, target)
+    opt.zero_grad()
+    value.backward()
+    opt.step()
+    return value.item(), net.eval()
+
+
+@pytest.mark.parametrize("name,exporter", TRAINABLE, ids=[f"{m}-{e}" for m, e in TRAINABLE])
+def test_one_training_step_after_import_equals_the_step_in_pytorch(name, exporter, exports):
+    module, path, loaded = exports(name, exporter)
+    X = features(name, 8, 3)
+    task = MODELS[name][2]
+    rng = np.random.default_rng(4)
+    if task == "classification":
+        y, loss = rng.integers(0, 3, size=len(X)).astype(np.int64), "cross_entropy"
+    else:
+        y, loss = rng.normal(size=(len(X), 3)).astype(np.float32), "mse"
+    want_loss, net = torch_step(module, X, y, loss)
+    got_loss, model = engine_step(loaded, X, y, loss)
+    assert got_loss == pytest.approx(want_loss, rel=1e-5)
+    X2 = features(name, 16, 5)
+    with torch.no_grad():
+        want = net(torch.from_numpy(X2)).numpy()
+    before = loaded.model.predict(X2)
+    assert np.max(np.abs(want - before)) > 1e-3 * np.max(np.abs(want))  # the step changed something
+    assert_close(model.predict(X2), want, f"step[{name}-{exporter}]", rtol=1e-4)
