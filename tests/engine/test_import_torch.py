@@ -1,12 +1,14 @@
 """PyTorch models through ONNX: built in torch, exported with ``torch.onnx.export``, imported.
 
-Each model is exported three ways: torch 2.13's default (``dynamo=True``: torch.export and
-onnxscript, opset 20, a fixed batch size; BatchNorm folded into the layer before unless optimize=False), the TorchScript exporter (``dynamo=False``,
-opset 20, a dynamic batch axis) and the TorchScript exporter at opset 17 (GELU as PyTorch's
-erf subgraph). The imported network must predict what onnxruntime computes from the same file
-(float32, 1e-5 relative to the largest output), and one training step of the imported
-network (SGD with momentum) must equal the same step of the torch module: the same loss, the
-same predictions afterwards. Run with ``-s`` to see which operators each export emitted.
+Each model is exported four ways: torch 2.13's default (``dynamo=True``: torch.export and
+onnxscript, opset 20, a fixed batch size, BatchNorm folded into the layer before it), the same
+with ``optimize=False`` (BatchNorm kept), the TorchScript exporter (``dynamo=False``, opset 20,
+a dynamic batch axis) and the TorchScript exporter at opset 17 (GELU as PyTorch's erf
+subgraph). The imported network must predict what onnxruntime computes from the same file
+(float32, 1e-5 relative to the largest output), and one training step of the imported network
+(SGD with momentum) must equal the same step of the torch module: the same loss, the same
+predictions afterwards (not for the default dynamo export, whose BatchNorm is gone). Run with
+``-s`` to see which operators each export emitted.
 """
 
 from __future__ import annotations
