@@ -25,14 +25,24 @@ def main() -> None:
     w = WORKLOADS[wid]
     layers, n_in = [], w.n_in
     acts = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
+
+    class LastState(torch.nn.LSTM):
+        """nn.LSTM (batch_first) whose output is the last hidden state h_T."""
+
+        def forward(self, x):
+            return super().forward(x)[1][0][0]
+
     for kind, size in w.layers:
-        if kind == "dense":
+        if kind == "lstm":
+            layers.append(LastState(n_in, size, batch_first=True))
+            n_in = size
+        elif kind == "dense":
             layers.append(torch.nn.Linear(n_in, size))
             n_in = size
         else:
             layers.append(acts[kind]())
     net = torch.nn.Sequential(*layers)
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    linears = [m for m in net if isinstance(m, (torch.nn.Linear, torch.nn.LSTM))]
     loss_fn = {"cross_entropy": torch.nn.CrossEntropyLoss(), "bce_logits": torch.nn.BCEWithLogitsLoss(),
                "mse": torch.nn.MSELoss()}[w.loss]
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -49,8 +59,7 @@ def main() -> None:
         loss = loss_fn(net(xb), yb)
         loss.backward()
         for lin in linears:
-            torch.sqrt(torch.linalg.vector_norm(lin.weight.grad) ** 2
-                       + torch.linalg.vector_norm(lin.bias.grad) ** 2).item()
+            torch.sqrt(sum(torch.linalg.vector_norm(p.grad) ** 2 for p in lin.parameters())).item()
         opt.step()
         loss.item()
 

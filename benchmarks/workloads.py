@@ -16,11 +16,12 @@ class Workload:
     id: str
     title: str
     n_in: int
-    layers: tuple[tuple[str, int], ...]   # ("dense", units) | ("relu"|"sigmoid"|"tanh", 0)
+    layers: tuple[tuple[str, int], ...]   # ("dense", units) | ("relu"|"sigmoid"|"tanh", 0) | ("lstm", units)
     loss: str                             # cross_entropy | bce_logits | mse
     batch: int
     n_classes: int = 0
     target: float = 1.0                   # ratio ours / PyTorch the issue asks for
+    seq_len: int = 0                      # > 0: examples are (seq_len, n_in) sequences
     gemm_target: float | None = None      # fraction of NumPy's GEMM throughput the step must reach
 
     def dense_shapes(self) -> list[tuple[int, int]]:
@@ -49,7 +50,7 @@ class Workload:
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
             return X, np.array([[0], [1], [1], [0]], np.float32)
         n = self.batch * 64
-        X = rng.standard_normal((n, self.n_in)).astype(np.float32)
+        X = rng.standard_normal((n, self.seq_len, self.n_in) if self.seq_len else (n, self.n_in)).astype(np.float32)
         if self.loss == "cross_entropy":
             return X, rng.integers(0, self.n_classes, n)
         return X, rng.integers(0, 2, (n, 1)).astype(np.float32)
@@ -63,21 +64,24 @@ WORKLOADS = {
     "W3": Workload("W3", "2 → 20×(Dense 32 + sigmoid) → 1, BCE logits, batch 32", 2, DEEP, "bce_logits", 32, 0, 8.0),
     "W6": Workload("W6", "XOR 2-8-1 tanh, MSE, batch 4", 2, (("dense", 8), ("tanh", 0), ("dense", 1)), "mse", 4,
                    0, 30.0),
+    "W5": Workload("W5", "LSTM(8 → 64), T = 50, last state → Dense(1), MSE, batch 32", 8,
+                   (("lstm", 64), ("dense", 1)), "mse", 32, 0, 2.0, seq_len=50),
 }
-NOT_YET = {"W4": "LeNet-5 needs convolution layers (a later issue)",
-           "W5": "LSTM needs recurrent layers (a later issue)"}
+NOT_YET = {"W4": "LeNet-5 needs convolution layers (a later issue)"}
 
 
 def engine_graph(w: Workload):
     from engine.graph import Graph
 
     g = Graph(w.id)
-    g.add_node("Input", {"shape": [w.n_in]}, "x")
+    g.add_node("Input", {"shape": [w.seq_len, w.n_in] if w.seq_len else [w.n_in]}, "x")
     prev = "x"
     for i, (kind, size) in enumerate(w.layers):
         nid = f"l{i}"
         if kind == "dense":
             g.add_node("Dense", {"units": size}, nid)
+        elif kind == "lstm":
+            g.add_node("LSTM", {"units": size}, nid)  # its `out` port: the last state h_T
         else:
             g.add_node("Activation", {"function": kind}, nid)
         g.connect(prev, nid)

@@ -225,6 +225,7 @@ def train_source(loaded: Any, the_plan: TorchPlan) -> str:
         "seed": int(training.get("seed", 0)),
         "schedule": schedule,
         "clip_norm": training.get("clip_norm"),
+        "clip_value": training.get("clip_value"),
         "weight_decay": _decay(training.get("weight_decay", 0.0)),
         "shuffle": bool(training.get("shuffle", True)),
     }

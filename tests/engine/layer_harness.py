@@ -158,6 +158,70 @@ def _ref_mixture(p, xs, W, B, training, seed):
     return out
 
 
+# ---- recurrent layers: the textbook recurrences, one step at a time ---------------------
+def _sig(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+_PHI = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0), "sigmoid": _sig}
+RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+
+
+def run_recurrent(kind: str, p, x, W, frozen: dict | None = None):
+    """Hidden states h_1..h_T of a SimpleRNN, LSTM (gates i, f, g, o) or GRU (r, z, n) from
+    their defining equations, and the (h, c) entering every step. ``frozen[t]`` replaces the
+    state entering step t (0-based) by a given constant: a detached state, as truncated BPTT."""
+    N, T, _ = x.shape
+    H, phi, bias = p["units"], _PHI[p["activation"]], p["bias"]
+
+    def block(name, k):
+        return W[name][..., k * H:(k + 1) * H]
+
+    h, c = np.zeros((N, H)), np.zeros((N, H))
+    hs, entering = [], []
+    for t in range(T):
+        if frozen is not None and t in frozen:
+            h, c = frozen[t]
+        entering.append((h.copy(), c.copy()))
+        xt = x[:, t]
+        if kind == "SimpleRNN":
+            h = phi(xt @ W["Wx"] + h @ W["Wh"] + (W["b"] if bias else 0.0))
+        elif kind == "LSTM":
+            def gate(k, xt=xt, h=h):
+                return xt @ block("Wx", k) + h @ block("Wh", k) + (block("b", k) if bias else 0.0)
+            i, f, g, o = _sig(gate(0)), _sig(gate(1)), phi(gate(2)), _sig(gate(3))
+            c = f * c + i * g
+            h = o * phi(c)
+        else:
+            def xpart(k, xt=xt):
+                return xt @ block("Wx", k) + (block("bx", k) if bias else 0.0)
+
+            def hpart(k, v):
+                return v @ block("Wh", k) + (block("bh", k) if bias else 0.0)
+            r, z = _sig(xpart(0) + hpart(0, h)), _sig(xpart(1) + hpart(1, h))
+            n = phi(xpart(2) + (r * hpart(2, h) if p["reset_after"] else hpart(2, r * h)))
+            h = (1.0 - z) * n + z * h
+        hs.append(h)
+    return hs, entering
+
+
+def recurrent_ports(p, hs):
+    """(out, state): the sequence or the last state, and the last state."""
+    seq = np.stack(hs, axis=1)
+    return [seq if p["return_sequences"] else hs[-1].copy(), hs[-1].copy()]
+
+
+def truncation_boundaries(T: int, k: int) -> list[int]:
+    """Steps (0-based) whose entering state truncated BPTT detaches: blocks of k counted from the end."""
+    return [t for t in range(1, T) if k > 0 and (T - t) % k == 0]
+
+
+def _recurrent_reference(kind):
+    def ref(p, xs, W, B, training, seed):
+        return recurrent_ports(p, run_recurrent(kind, p, xs[0], W)[0])
+    return ref
+
+
 Reference = Callable[..., np.ndarray | list[np.ndarray]]
 REFERENCES: dict[str, Reference] = {
     "Input": lambda p, xs, W, B, training, seed: xs[0].copy(),
@@ -172,6 +236,7 @@ REFERENCES: dict[str, Reference] = {
     "Flatten": _ref_flatten,
     "Reshape": _ref_reshape,
     "MixtureDensity": _ref_mixture,
+    **{kind: _recurrent_reference(kind) for kind in RECURRENT},
 }
 
 # ---- parameter counts by hand --------------------------------------------------------
@@ -188,6 +253,9 @@ PARAM_COUNTS: dict[str, Callable[[dict[str, Any], list[Shape]], int]] = {
     "Flatten": lambda p, s: 0,
     "Reshape": lambda p, s: 0,
     "MixtureDensity": lambda p, s: 0,
+    "SimpleRNN": lambda p, s: s[0][1] * p["units"] + p["units"] ** 2 + (p["units"] if p["bias"] else 0),
+    "LSTM": lambda p, s: 4 * (s[0][1] * p["units"] + p["units"] ** 2) + (4 * p["units"] if p["bias"] else 0),
+    "GRU": lambda p, s: 3 * (s[0][1] * p["units"] + p["units"] ** 2) + (6 * p["units"] if p["bias"] else 0),
 }
 
 
@@ -251,6 +319,29 @@ CASES: list[Case] = [
     Case("MixtureDensity", {"components": 2, "sigma": "softplus", "min_sigma": 0.1}, ((6,),)),
     Case("MixtureDensity", {"components": 1}, ((3,),)),
     Case("MixtureDensity", {"components": 2}, ((3, 6),)),
+    Case("SimpleRNN", {"units": 4}, ((5, 3),)),
+    Case("SimpleRNN", {"units": 3, "return_sequences": True}, ((6, 2),)),
+    Case("SimpleRNN", {"units": 4, "activation": "relu", "recurrent_init": "identity", "recurrent_scale": 0.5},
+         ((5, 3),)),
+    Case("SimpleRNN", {"units": 3, "activation": "sigmoid", "bias": False, "return_sequences": True}, ((4, 2),)),
+    Case("SimpleRNN", {"units": 3, "truncate": 3, "return_sequences": True}, ((8, 2),)),
+    Case("SimpleRNN", {"units": 3, "truncate": 4}, ((9, 2),)),
+    Case("SimpleRNN", {"units": 4}, ((20, 2),)),
+    Case("LSTM", {"units": 3}, ((5, 2),)),
+    Case("LSTM", {"units": 3, "return_sequences": True, "forget_bias": 2.0}, ((6, 3),)),
+    Case("LSTM", {"units": 2, "bias": False}, ((4, 2),)),
+    Case("LSTM", {"units": 3, "activation": "sigmoid", "return_sequences": True}, ((5, 2),)),
+    Case("LSTM", {"units": 3, "activation": "relu"}, ((5, 2),)),
+    Case("LSTM", {"units": 3, "truncate": 4, "return_sequences": True}, ((10, 2),)),
+    Case("LSTM", {"units": 3}, ((20, 2),)),
+    Case("GRU", {"units": 3}, ((5, 2),)),
+    Case("GRU", {"units": 3, "reset_after": False, "return_sequences": True}, ((6, 3),)),
+    Case("GRU", {"units": 2, "bias": False, "reset_after": False}, ((4, 2),)),
+    Case("GRU", {"units": 3, "bias": False}, ((4, 2),)),
+    Case("GRU", {"units": 3, "activation": "sigmoid"}, ((5, 2),)),
+    Case("GRU", {"units": 3, "truncate": 3, "return_sequences": True, "reset_after": False}, ((8, 2),)),
+    Case("GRU", {"units": 3, "truncate": 2}, ((7, 2),)),
+    Case("GRU", {"units": 3, "return_sequences": True}, ((20, 2),)),
 ]
 
 
@@ -374,3 +465,17 @@ def finite_difference(f: Callable[[], float], arr: np.ndarray, eps: float = 1e-6
         flat[i] = old
         gflat[i] = (up - down) / (2 * eps)
     return grad
+
+
+def gradient_target(case: Case, rt: NodeRuntime, xs: list[np.ndarray]) -> Callable[[], list[np.ndarray]]:
+    """The function whose finite differences backward must equal: the layer's own forward, or,
+    for truncated BPTT, the textbook recurrence with the state entering every block boundary
+    held at its present value (computed now, before anything is perturbed)."""
+    p = rt.p
+    if case.type not in RECURRENT or not p["truncate"]:
+        return lambda: forward_ports(rt, xs)
+    x = np.asarray(xs[0], np.float64)
+    _, entering = run_recurrent(case.type, p, x, dict(rt.W))
+    frozen = {t: entering[t] for t in truncation_boundaries(x.shape[1], p["truncate"])}
+    assert frozen, f"{case.id}: the truncation length cuts nothing"
+    return lambda: recurrent_ports(p, run_recurrent(case.type, p, xs[0], dict(rt.W), frozen)[0])
