@@ -280,11 +280,13 @@ class OnnxImporter:
             if t.name != self.input_name:
                 self.values[t.name] = Const(numpy_helper.to_array(t))
         self._liveness(output)
+        from engine.importers import onnx_recurrent  # noqa: F401  (registers its operators)
         from engine.importers.onnx_ops import OPS
 
         for i, node in enumerate(self.graph.node):
             if i in self.live_nodes:
                 self._visit(node, OPS)
+        self.current = ""
         result = self.values.get(output)
         if result is None:
             raise ImportModelError(f"{self.source}: the output '{output}' is computed by no node")
@@ -447,7 +449,7 @@ _GENERATED = re.compile(r"^(val|v)_?\d*$|_output_\d+$|^onnx::")
 
 def _sanitise(name: str) -> str:
     """A valid node id from an ONNX name (invalid characters become _, not starting with a digit)."""
-    out = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+    out = re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9_]+", "_", name)).strip("_")
     if out and not re.match(r"[A-Za-z_]", out):
         out = f"n_{out}"
     return out[:60]

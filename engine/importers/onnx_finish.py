@@ -37,7 +37,8 @@ def build_loaded(imp: "OnnxImporter", result: Value, output: str) -> Any:
     out_ref = _output_ref(imp, result, output)
     for finish in FINISHERS:
         out_ref = finish(imp, out_ref)
-    kept = _reachable(imp, out_ref[0])
+    out_ref = _primary(imp, out_ref, output)
+    kept = reachable(imp, out_ref[0])
     ids = _final_ids(kept)
     design = _metadata_graph(imp)
     graph = _graph(imp, kept, ids, design)
@@ -72,12 +73,22 @@ def _output_ref(imp: "OnnxImporter", result: Value, output: str) -> PortRef:
                        "Backprop Studio networks put one example per row")
         shape = result.onnx_shape(1)[1:]
         result = NodeView(imp, producer, []).layer("Reshape", {"shape": list(shape)}, [result])[0]
-    if result.ref[1] != imp.ports_of(imp.pending[result.ref[0]])[0]:
-        result = NodeView(imp, producer, []).layer("Activation", {"function": "identity"}, [result])[0]
     return result.ref
 
 
-def _reachable(imp: "OnnxImporter", output_id: str) -> list[Pending]:
+def _primary(imp: "OnnxImporter", ref: PortRef, output: str) -> PortRef:
+    """The network's output is a layer's first port: another port gets an identity Activation."""
+    from engine.importers.onnx import NodeView
+
+    p = imp.pending[ref[0]]
+    if ref[1] == imp.ports_of(p)[0]:
+        return ref
+    producer = next((n for n in imp.graph.node if output in n.output), None)
+    data = Data.canonical(ref, imp.shapes[ref])
+    return NodeView(imp, producer, []).layer("Activation", {"function": "identity"}, [data])[0].ref
+
+
+def reachable(imp: "OnnxImporter", output_id: str) -> list[Pending]:
     """The layers the output depends on, in the order they were found (a topological order)."""
     keep, stack = set(), [output_id]
     while stack:

@@ -53,8 +53,34 @@ class MLP(nn.Module):
         return self.fc5(self.leaky(nn.functional.softplus(self.fc4(h))))
 
 
+class LSTMClassifier(nn.Module):
+    """Reads a sequence and classifies it from the last step of the LSTM's output, y[:, -1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm, self.head = nn.LSTM(3, 8, batch_first=True), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.lstm(x)
+        return self.head(y[:, -1])
+
+
+class GRUClassifier(nn.Module):
+    """Classifies a sequence from the GRU's final state h_n."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru, self.head = nn.GRU(3, 8, batch_first=True), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.gru(x)
+        return self.head(torch.tanh(h[0]))
+
+
 MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], str]] = {
     "mlp": (MLP, (2, 3), "classification"),
+    "lstm": (LSTMClassifier, (12, 3), "classification"),
+    "gru": (GRUClassifier, (12, 3), "classification"),
 }
 EXPORTERS = {
     "dynamo": {"dynamo": True},
@@ -141,8 +167,20 @@ def engine_step(loaded, X: np.ndarray, y: np.ndarray, loss: str) -> tuple[float,
     return trainer.train_step(trainer.X, trainer.T, LR), model
 
 
+def single_bias(net: nn.Module) -> None:
+    """Our SimpleRNN and LSTM have one bias b = b_ih + b_hh (the import adds them): the same
+    network in PyTorch keeps the sum in b_ih and a frozen zero b_hh, so that a step moves b once."""
+    with torch.no_grad():
+        for sub in net.modules():
+            if isinstance(sub, (nn.LSTM, nn.RNN)):
+                sub.bias_ih_l0 += sub.bias_hh_l0
+                sub.bias_hh_l0.zero_()
+                sub.bias_hh_l0.requires_grad_(False)
+
+
 def torch_step(module: nn.Module, X: np.ndarray, y: np.ndarray, loss: str) -> tuple[float, nn.Module]:
     net = copy.deepcopy(module).train()
+    single_bias(net)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=LR, momentum=0.9)
     out = net(torch.from_numpy(X))
     target = torch.from_numpy(y)
