@@ -280,7 +280,7 @@ class OnnxImporter:
             if t.name != self.input_name:
                 self.values[t.name] = Const(numpy_helper.to_array(t))
         self._liveness(output)
-        from engine.importers import onnx_recurrent  # noqa: F401  (registers its operators)
+        from engine.importers import onnx_conv, onnx_recurrent  # noqa: F401  (register their operators)
         from engine.importers.onnx_ops import OPS
 
         for i, node in enumerate(self.graph.node):

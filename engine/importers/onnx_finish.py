@@ -156,16 +156,29 @@ def _graph(imp: "OnnxImporter", kept: list[Pending], ids: dict[str, str], design
 def _with_design(p: Pending, design: dict[str, Any], in_shape: tuple[int, ...]) -> dict[str, Any]:
     """The design's parameters with what the ONNX file says on top, keeping the design's
     spelling where both mean the same: an axis −1 or its positive number, a Reshape's −1 or
-    the size it resolves to."""
+    the size it resolves to, a convolution's "same" or the equal padding it is for an odd kernel."""
     params = dict(design)
     for key, value in p.params.items():
         mine = design.get(key)
+        if key == "padding" and mine == "same" and _same_shapes(p, {**design, **p.params}, params, in_shape):
+            continue
         if key == "axis" and isinstance(mine, int) and in_shape and mine % len(in_shape) == value % len(in_shape):
             continue
         if key == "shape" and p.type == "Reshape" and mine is not None and _resolved(mine, in_shape) == tuple(value):
             continue
         params[key] = value
     return params
+
+
+def _same_shapes(p: Pending, a: dict[str, Any], b: dict[str, Any], in_shape: tuple[int, ...]) -> bool:
+    from engine.layers import REGISTRY
+
+    layer = REGISTRY[p.type]
+    try:
+        return layer.port_shapes(layer.validate_params(a), [in_shape]) == \
+            layer.port_shapes(layer.validate_params(b), [in_shape])
+    except BackpropError:
+        return False
 
 
 def _resolved(shape: Any, in_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -260,7 +260,7 @@ def _dense_bias(view: Any) -> list[Value | None] | None:
 # ---- Dense -------------------------------------------------------------------------------------
 @op("Gemm")
 def _gemm(view: Any) -> list[Value | None]:
-    x = view.data(0)
+    x = canonical(view, view.data(0))
     if view.attr("transA", 0):
         view.refuse("transA = 1 transposes the data; Dense computes x·W with one example per row")
     if not x.is_canonical or len(x.shape) != 1:
@@ -286,7 +286,7 @@ def _gemm(view: Any) -> list[Value | None]:
 def _matmul(view: Any) -> list[Value | None]:
     if not isinstance(view.value(0), (Data, Expr)):
         view.refuse("the data is its right-hand operand; Dense computes x·W with the data on the left")
-    x = view.data(0)
+    x = canonical(view, view.data(0))
     if isinstance(view.value(1), (Data, Expr)):
         view.refuse("it multiplies two tensors computed from the data (attention-like); Backprop Studio's "
                     "Dense multiplies the data by learned weights")
@@ -361,13 +361,19 @@ def _shape(view: Any) -> list[Value | None]:
     return [Const(vals[0]) if same else Sym(tuple(vals))]
 
 
-def reshape(view: Any, x: Data, targets: list[tuple[int, ...]], layer: str) -> list[Value | None]:
-    """``x`` reshaped to the ONNX shapes ``targets`` (one per probe): the same port seen with
-    size-1 axes added or removed, or a Flatten/Reshape layer keeping the batch on axis 0."""
-    same = view_reshape(x, targets, probes(view))
-    if same is not None and not (layer == "Flatten" and x.is_canonical):
-        return [same]
+def reshape(view: Any, x: Data, targets: list[tuple[int, ...]], layer: str | None) -> list[Value | None]:
+    """``x`` reshaped to the ONNX shapes ``targets`` (one per probe).
+
+    An explicit ``layer`` ("Flatten", "Reshape": the ONNX operator) of the port's own data
+    becomes that layer, as Backprop Studio exports them; otherwise (Squeeze, Unsqueeze, or data
+    seen through a view) the same port seen with size-1 axes added or removed where that is
+    all it does, else a Reshape layer keeping the batch on axis 0.
+    """
     shape = per_example_target(x, targets, probes(view))
+    if layer is None or not x.is_canonical or shape is None:
+        same = view_reshape(x, targets, probes(view))
+        if same is not None:
+            return [same]
     if shape is None:
         view.refuse(f"it reshapes {x.onnx_shape(probes(view)[0])} into {targets[0]} (at batch size "
                     f"{probes(view)[0]}), which mixes examples or transposed axes; Backprop Studio reshapes each "
@@ -375,6 +381,14 @@ def reshape(view: Any, x: Data, targets: list[tuple[int, ...]], layer: str) -> l
     if layer == "Flatten" and len(shape) == 1:
         return view.layer("Flatten", {}, [x])
     return view.layer("Reshape", {"shape": list(shape)}, [x])
+
+
+def canonical(view: Any, x: Data) -> Data:
+    """``x`` as its port's own batch: data seen with size-1 axes inserted (PyTorch's
+    ``unsqueeze`` before a convolution) gets the Reshape layer that makes those axes real."""
+    if x.is_canonical or not x.in_order or x.view[0] != 0:
+        return x
+    return view.layer("Reshape", {"shape": list(x.onnx_shape(1)[1:])}, [x])[0]
 
 
 def _targets(view: Any, x: Data, fn: Callable[[tuple[int, ...], int], tuple[int, ...]]) -> list[tuple[int, ...]]:
@@ -422,7 +436,7 @@ def _squeeze(view: Any) -> list[Value | None]:
         if any(s[a] != 1 for a in drop):
             raise ValueError(f"axis of size {max(s[a] for a in drop)} cannot be squeezed")
         return tuple(d for i, d in enumerate(s) if i not in drop)
-    return reshape(view, x, _targets(view, x, target), "Reshape")
+    return reshape(view, x, _targets(view, x, target), None)
 
 
 @op("Unsqueeze")
@@ -435,7 +449,7 @@ def _unsqueeze(view: Any) -> list[Value | None]:
         for a in axes:
             out.insert(a, 1)
         return tuple(out)
-    return reshape(view, x, _targets(view, x, target), "Reshape")
+    return reshape(view, x, _targets(view, x, target), None)
 
 
 @op("Gather")

@@ -142,7 +142,8 @@ def _identity_of_state(view: Any, x: Data) -> Data | None:
 
 
 def _settle_ports(imp: Any, out_ref: PortRef) -> PortRef:
-    """A layer whose sequence no kept layer reads returns its last state on ``out``."""
+    """A layer whose sequence no kept layer reads returns its last state on ``out`` (also the
+    network's output, when that is the state)."""
     kept = reachable(imp, out_ref[0])
     reads = [ref for p in kept for ref in p.inputs] + [out_ref]
     for p in kept:
@@ -154,8 +155,8 @@ def _settle_ports(imp: Any, out_ref: PortRef) -> PortRef:
             port = "out"
         for q in imp.pending.values():
             q.inputs = [(p.id, port) if ref == (p.id, LAST) else ref for ref in q.inputs]
-        if out_ref == (p.id, LAST):
-            out_ref = (p.id, port)
+        if out_ref == (p.id, LAST) or (port == "out" and out_ref == (p.id, "state")):
+            out_ref = (p.id, port)  # the network's output is a primary port
     return out_ref
 
 

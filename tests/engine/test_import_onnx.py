@@ -72,7 +72,7 @@ def raw_features(loaded: LoadedModel, n: int = 16) -> np.ndarray:
 
 def structure(loaded: LoadedModel) -> tuple:
     """The design up to node names: layers in topological order with the parameters that
-    change what they compute (axes counted from the front, reshapes resolved) and the wires
+    change what they compute (axes counted from the front, reshapes and paddings resolved) and the wires
     between their positions."""
     graph, model = loaded.graph, loaded.model
     order = graph.topological_order()
@@ -86,6 +86,8 @@ def structure(loaded: LoadedModel) -> tuple:
             params["axis"] %= rank
         if node.type == "Reshape":
             params["shape"] = model.shapes[nid]
+        if "padding" in params:  # "same" is the equal padding of an odd kernel: compare what it gives
+            params["padding"] = ("giving", model.shapes[nid])
         if node.params.get("function") == "prelu":
             params.pop("alpha")  # its initial slope; the trained one is the weight
         layers.append((node.type, sorted(params.items())))
@@ -237,6 +239,45 @@ REFUSALS = [
     ("per-unit PReLU", [helper.make_node("PRelu", ["x", "s"], ["y"], name="p")], {"s": [0.1, 0.2, 0.3, 0.4]},
      r"node 'p' \(PRelu\): it learns 4 different slopes"),
 ]
+
+
+def lstm(name: str = "rnn", inputs: tuple[str, ...] = ("t", "W", "R"), outputs: tuple[str, ...] = ("Y", "Y_h"),
+         **attrs) -> list:
+    """Transpose → LSTM (4 units on 3 features) → the last state, as PyTorch exports one."""
+    return [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+            helper.make_node("LSTM", list(inputs), list(outputs), name=name, hidden_size=4, **attrs),
+            helper.make_node("Squeeze", [outputs[-1], "axis0"], ["y"])]
+
+
+LSTM_WEIGHTS = {"W": np.full((1, 16, 3), 0.1), "R": np.full((1, 16, 4), 0.1), "axis0": [0]}
+RECURRENT_REFUSALS = [
+    ("reverse", lstm(direction="reverse"), r"node 'rnn' \(LSTM\): only the forward direction"),
+    ("cell state", lstm(outputs=("Y", "Y_h", "Y_c")), r"node 'rnn' \(LSTM\): its cell state output Y_c is used"),
+    ("initial state", lstm(inputs=("t", "W", "R", "", "", "h0")),
+     r"node 'rnn' \(LSTM\): its initial hidden state is not zero"),
+    ("gate functions", lstm(activations=["Relu", "Tanh", "Tanh"]),
+     r"node 'rnn' \(LSTM\): activations \['Relu', 'Tanh', 'Tanh'\] are not Backprop Studio's"),
+    ("clip", lstm(clip=3.0), r"node 'rnn' \(LSTM\): clipping the cell's inputs"),
+]
+
+
+@pytest.mark.parametrize("name,nodes,message", RECURRENT_REFUSALS, ids=[r[0] for r in RECURRENT_REFUSALS])
+def test_recurrent_settings_without_a_layer_are_refused(name, nodes, message, tmp_path):
+    inits = {**LSTM_WEIGHTS, "h0": np.ones((1, 2, 4))}
+    path = onnx_file(tmp_path / "m.onnx", nodes, inits, in_shape=(2, 5, 3))
+    with pytest.raises(ImportModelError, match=message):
+        import_onnx(path)
+
+
+def test_a_hand_made_lstm_with_zero_initial_state_predicts_like_onnxruntime(tmp_path):
+    rng = np.random.default_rng(3)
+    inits = {"W": rng.normal(0, 0.5, (1, 16, 3)), "R": rng.normal(0, 0.5, (1, 16, 4)), "B": rng.normal(0, 0.5, (1, 32)),
+             "h0": np.zeros((1, 2, 4)), "axis0": [0]}
+    path = onnx_file(tmp_path / "m.onnx", lstm(inputs=("t", "W", "R", "B", "", "h0", "h0")), inits, in_shape=(2, 5, 3))
+    got = import_onnx(path)
+    assert [n.type for n in got.graph.nodes.values()] == ["Input", "LSTM"]
+    X = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(got.model.predict(X), onnx_predict(path, X), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,nodes,inits,message", REFUSALS, ids=[r[0] for r in REFUSALS])
