@@ -355,3 +355,12 @@ def test_without_the_onnx_package_the_message_says_how_to_install_it(good_onnx, 
     with pytest.raises(ImportModelError, match=r"needs the 'onnx' package; install the export extra: "
                                                r"pip install 'backprop-studio\[export\]'"):
         import_onnx(good_onnx)
+
+
+def test_every_operator_the_importer_maps_is_in_docs_import_md():
+    from engine.importers import onnx_conv, onnx_recurrent  # noqa: F401  (they register operators)
+    from engine.importers.onnx_ops import OPS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text(encoding="utf-8")
+    missing = sorted(name for name in OPS if f"`{name}`" not in text and f"`{name}(" not in text)
+    assert not missing, f"docs/import.md does not mention {', '.join(missing)}"
