@@ -24,6 +24,7 @@ def main() -> None:
     torch.manual_seed(0)
     w = WORKLOADS[wid]
     layers, n_in = [], w.n_in
+    channels, convs = (w.in_shape or (0,))[0], iter(w.conv)
     acts = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
 
     class LastState(torch.nn.LSTM):
@@ -37,16 +38,25 @@ def main() -> None:
             layers.append(LastState(n_in, size, batch_first=True))
             n_in = size
         elif kind == "dense":
-            layers.append(torch.nn.Linear(n_in, size))
+            layers.append(torch.nn.LazyLinear(size) if n_in is None else torch.nn.Linear(n_in, size))
             n_in = size
+        elif kind == "conv":
+            kernel, padding = next(convs)
+            layers.append(torch.nn.Conv2d(channels, size, kernel, padding=padding))
+            channels, n_in = size, None
+        elif kind == "maxpool":
+            layers.append(torch.nn.MaxPool2d(size))
+        elif kind == "flatten":
+            layers.append(torch.nn.Flatten())
         else:
             layers.append(acts[kind]())
     net = torch.nn.Sequential(*layers)
-    linears = [m for m in net if isinstance(m, (torch.nn.Linear, torch.nn.LSTM))]
+    X, y = w.data()
+    net(torch.from_numpy(X[:2]))  # sizes the lazy Linear after the convolutions
+    linears = [m for m in net if isinstance(m, (torch.nn.Linear, torch.nn.LSTM, torch.nn.Conv2d))]
     loss_fn = {"cross_entropy": torch.nn.CrossEntropyLoss(), "bce_logits": torch.nn.BCEWithLogitsLoss(),
                "mse": torch.nn.MSELoss()}[w.loss]
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    X, y = w.data()
     X = torch.from_numpy(X)
     y = torch.from_numpy(y)
     b = w.batch

@@ -72,14 +72,22 @@ def _is_float(text: str) -> bool:
         return False
 
 
-def parse_ints(text: str) -> Any:
+def parse_ints(text: str, spec: ParamSpec | None = None) -> Any:
     """``"1, 28, 28"`` or ``"1×28×28"`` → ``[1, 28, 28]``; anything else is passed through
-    unchanged so the engine's declaration refuses it with its own message."""
+    unchanged so the engine's declaration refuses it with its own message. With ``spec``:
+    one of its choices (``same``) is kept as text, and one number for a fixed-length list
+    stays a number (``5`` → kernel 5×5)."""
+    word = text.strip().strip("\"'")
+    if spec is not None and word in spec.choices:
+        return word
     parts = [p for p in re.split(r"[\s,×x*()\[\]]+", text.strip()) if p]
     try:
-        return [int(p) for p in parts] if parts else text
+        values = [int(p) for p in parts]
     except ValueError:
         return text
+    if not values:
+        return text
+    return values[0] if spec is not None and spec.length and len(values) == 1 else values
 
 
 def format_ints(value: Any) -> str:
@@ -217,9 +225,10 @@ class InspectorPanel(QWidget):
             box.currentTextChanged.connect(commit)
             return box, box.setCurrentText
         line = QLineEdit()
-        if spec.kind == "ints":
-            line.setPlaceholderText("e.g. 1, 28, 28")
-            line.editingFinished.connect(lambda le=line: self._commit(spec.name, parse_ints(le.text())))
+        if spec.is_list:
+            hint = "e.g. 1, 28, 28" if not spec.choices else " or ".join(spec.choices) + " or e.g. 1, 1"
+            line.setPlaceholderText(hint)
+            line.editingFinished.connect(lambda le=line: self._commit(spec.name, parse_ints(le.text(), spec)))
             return line, lambda v, le=line: le.setText(format_ints(v))
         line.editingFinished.connect(lambda le=line: self._commit(spec.name, le.text()))
         return line, lambda v, le=line: le.setText(str(v))

@@ -338,7 +338,7 @@ def test_exports_use_the_recurrent_operators(kind, params, op, module, tmp_path)
     if kind == "GRU":
         assert attrs["linear_before_reset"] == 0
     source = (export_model(tmp_path / "m.bpmodel", "torch", tmp_path / "torch") / "model.py").read_text()
-    assert f"self.rnn_out = {module}(" in source  # a multi-port node's module is named after its primary port
+    assert f"self.rnn = {module}(" in source  # the node itself is named after the node; its ports rnn_out, rnn_state
     if module != "RecurrentLoop":
         assert "batch_first=True" in source and f"(nn.{ {'LSTMLayer': 'LSTM', 'SimpleRNNLayer': 'RNN'}[module]})" \
             in source

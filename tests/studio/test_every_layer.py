@@ -14,7 +14,7 @@ from studio.panels.palette import ENTRY_ROLE
 from tests.studio.helpers import add_from_palette
 
 WIDGET = {"int": QSpinBox, "float": QDoubleSpinBox, "bool": QCheckBox, "choice": QComboBox,
-          "ints": QLineEdit, "str": QLineEdit}
+          "ints": QLineEdit, "choice_or_ints": QLineEdit, "str": QLineEdit}
 
 
 def palette_title(window, type_name: str) -> str:
@@ -36,8 +36,10 @@ def another_value(spec: ParamSpec, value):
         hi = spec.max if spec.max is not None else value + 1.0
         lo = spec.min if spec.min is not None else value - 1.0
         return (value + hi) / 2 if hi > value else (value + lo) / 2
-    if spec.kind == "ints":
-        return [3] if list(value) != [3] else [4]
+    if spec.is_list:
+        if spec.length is None:
+            return [3] if list(value) != [3] else [4]
+        return [1] * spec.length if isinstance(value, str) else [v + 1 for v in value]
     return str(value) + "x"
 
 
@@ -49,7 +51,7 @@ def set_widget(widget, spec: ParamSpec, value) -> None:
     elif spec.kind == "choice":
         widget.setCurrentText(value)
     else:
-        widget.setText(", ".join(map(str, value)) if spec.kind == "ints" else value)
+        widget.setText(", ".join(map(str, value)) if isinstance(value, list) else value)
         widget.editingFinished.emit()
 
 
@@ -125,4 +127,16 @@ def test_a_new_category_appears_in_the_palette_by_itself(window, monkeypatch):
     assert window.palette_panel.find_item("Conv2DTest").toolTip(0).count("A test convolution.") == 1
     node_id = add_from_palette(window, "Conv2DTest")
     assert window.document.graph.node(node_id).type == "Conv2DTest"
+    window.document.undo_stack.setClean()
+
+
+def test_window_parameters_take_one_number_for_both_axes_or_a_word(window):
+    node_id = add_from_palette(window, palette_title(window, "Conv2D"))
+    insp = window.inspector
+    for name, text, expected in [("kernel_size", "5", (5, 5)), ("padding", "same", "same"),
+                                 ("padding", "2, 1", (2, 1)), ("stride", "[2, 3]", (2, 3))]:
+        insp.editors[name].setText(text)
+        insp.editors[name].editingFinished.emit()
+        assert window.document.graph.node(node_id).params[name] == expected, name
+    assert insp.editors["padding"].text() == "2, 1"
     window.document.undo_stack.setClean()
