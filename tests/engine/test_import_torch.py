@@ -1,9 +1,10 @@
 """PyTorch models through ONNX: built in torch, exported with ``torch.onnx.export``, imported.
 
-An MLP, an LSTM and a GRU classifier, exported with torch 2.13's
+An MLP, LeNet-5, a ResNet basic block (conv-bn-relu-conv-bn + skip, then a strided block with
+a 1×1 projection and global average pooling), an LSTM and a GRU classifier, exported with torch 2.13's
 default exporter (``dynamo=True``: torch.export and onnxscript, opset 20, a fixed batch size)
 and the TorchScript exporter (``dynamo=False``, opset 20, a dynamic batch axis); the models
-with BatchNorm (and the MLP, for GELU's erf form at opset 17) also with ``optimize=False`` and
+with BatchNorm (the MLP, also for GELU's erf form at opset 17, and the ResNet block) also with ``optimize=False`` and
 with the TorchScript exporter at opset 17 without constant folding, the two exports that keep
 every BatchNorm. The imported network must predict what onnxruntime computes from the same
 file (float32, 1e-5 relative to the largest output), and one training step of the imported
@@ -78,8 +79,46 @@ class GRUClassifier(nn.Module):
         return self.head(torch.tanh(h[0]))
 
 
+class LeNet5(nn.Module):
+    """LeCun et al. 1998 on a 28×28 digit: conv 5×5 (padding 2) → tanh → average pooling →
+    conv 5×5 → ReLU → max pooling → flatten → 120 → 84 → 10 (here 3 classes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.s2 = nn.Conv2d(1, 6, 5, padding=2), nn.AvgPool2d(2)
+        self.c3, self.s4 = nn.Conv2d(6, 16, 5), nn.MaxPool2d(2)
+        self.f5, self.f6, self.out = nn.Linear(16 * 5 * 5, 120), nn.Linear(120, 84), nn.Linear(84, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.s4(torch.relu(self.c3(self.s2(torch.tanh(self.c1(x))))))
+        h = torch.flatten(h, 1)
+        return self.out(torch.relu(self.f6(torch.relu(self.f5(h)))))
+
+
+class ResNetBlock(nn.Module):
+    """He et al. 2016's basic block after a stem: relu(bn(conv(relu(bn(conv(x))))) + x), then a
+    strided 1×1 projection block, global average pooling (AdaptiveAvgPool2d(1)) and a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.conv1, self.bn1 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.down, self.bn3 = nn.Conv2d(8, 12, 3, stride=2, padding=1), nn.BatchNorm2d(12)
+        self.project = nn.Conv2d(8, 12, 1, stride=2)
+        self.pool, self.head = nn.AdaptiveAvgPool2d(1), nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn0(self.stem(x)))
+        h = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(h))))) + h)
+        h = torch.relu(self.bn3(self.down(h)) + self.project(h))
+        return self.head(torch.flatten(self.pool(h), 1))
+
+
 MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], str]] = {
     "mlp": (MLP, (2, 3), "classification"),
+    "lenet5": (LeNet5, (1, 28, 28), "classification"),
+    "resnet_block": (ResNetBlock, (3, 8, 8), "classification"),
     "lstm": (LSTMClassifier, (12, 3), "classification"),
     "gru": (GRUClassifier, (12, 3), "classification"),
 }
@@ -90,7 +129,8 @@ EXPORTERS = {
     "torchscript-opset17": {"dynamo": False, "opset_version": 17, "do_constant_folding": False,
                             "dynamic_axes": {"x": {0: "N"}, "y": {0: "N"}}},
 }
-EXPORTED_WITH = {"mlp": tuple(EXPORTERS), "lstm": ("dynamo", "torchscript"), "gru": ("dynamo", "torchscript")}
+EXPORTED_WITH = {"mlp": tuple(EXPORTERS), "lenet5": ("dynamo", "torchscript"), "resnet_block": tuple(EXPORTERS),
+                 "lstm": ("dynamo", "torchscript"), "gru": ("dynamo", "torchscript")}
 """Every exporter for the models with BatchNorm (which the exporters treat differently) and the
 MLP (GELU's erf form at opset 17); the default exporters for the others."""
 CASES = [(m, e) for m in MODELS for e in EXPORTED_WITH[m]]
