@@ -2,9 +2,10 @@
 ``ReduceMean`` PyTorch writes for ``x.mean((2, 3))``) as the convolution family's layers.
 
 (N, C, H, W) data becomes the 2-D layers, (N, C, L) the 1-D ones. ONNX pads each side on its
-own (``pads`` = begin values, then end values); our layers pad symmetrically or ``"same"``
-(stride 1, the odd extra zero at the end, which is ONNX's ``SAME_UPPER``), so other paddings
-are refused. Weights keep their layout: ``W`` (F, C, kh, kw) is ONNX's and PyTorch's.
+own (``pads`` = begin values, then end values, or ``auto_pad``); our layers pad symmetrically or
+``"same"`` (stride 1, the odd extra zero at the end, which is ONNX's ``SAME_UPPER``), so other
+paddings are refused unless the extra zeros at the end are never read. Weights keep their
+layout: ``W`` (F, C, kh, kw) is ONNX's and PyTorch's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from engine.importers.onnx_ops import canonical, op
 from engine.importers.onnx_values import Data, Value
+from engine.layers.conv_geometry import AXIS_NAMES
 
 
 def _spatial(view: Any, x: Data, what: str) -> int:
@@ -32,33 +34,53 @@ def _ints(view: Any, name: str, rank: int, default: int) -> list[int]:
     return value
 
 
-def _padding(view: Any, kernels: list[int], strides: list[int], dilations: list[int], pool: bool) -> Any:
-    """Our ``padding`` parameter for the node's pads / auto_pad: "valid", per-axis numbers or "same"."""
-    rank = len(kernels)
-    auto = view.attr("auto_pad", "NOTSET")
-    pads = _ints(view, "pads", 2 * rank, 0) if auto == "NOTSET" else None
-    spans = [d * (k - 1) for k, d in zip(kernels, dilations, strict=True)]
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        if any(s != 1 for s in strides):
-            view.refuse(f"auto_pad = {auto} with strides {strides}: Backprop Studio's \"same\" padding needs stride 1")
-        if auto == "SAME_LOWER" and any(t % 2 for t in spans):
-            view.refuse("auto_pad = SAME_LOWER pads the odd extra zero at the start; Backprop Studio pads it "
-                        "at the end")
-        pads = [t // 2 for t in spans] + [t - t // 2 for t in spans]
-    elif auto == "VALID":
-        pads = [0] * (2 * rank)
-    elif auto != "NOTSET":
+def _auto_pads(view: Any, auto: str, sizes: list[int], spans: list[int], strides: list[int]) -> list[int]:
+    """ONNX's pads for ``auto_pad``: SAME_* keeps ⌈I/S⌉ outputs, the odd extra zero at the end
+    (UPPER) or the start (LOWER); VALID pads nothing."""
+    if auto == "VALID":
+        return [0] * (2 * len(sizes))
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
         view.refuse(f"auto_pad = {auto} is not supported")
+    totals = [max((-(-i // s) - 1) * s + t - i, 0) for i, t, s in zip(sizes, spans, strides, strict=True)]
+    small, large = [t // 2 for t in totals], [t - t // 2 for t in totals]
+    return small + large if auto == "SAME_UPPER" else large + small
+
+
+def _out(size: int, before: int, after: int, span: int, stride: int) -> int:
+    return (size + before + after - span) // stride + 1
+
+
+def _padding(view: Any, sizes: list[int], kernels: list[int], strides: list[int], dilations: list[int],
+             pool: bool) -> Any:
+    """Our ``padding`` parameter for the node's pads / auto_pad: "valid", per-axis numbers or "same".
+
+    Zeros added at the end that no window reaches (the last window ends before them) change
+    nothing and are dropped, so ONNX's lopsided pads become equal ones when they can.
+    """
+    rank = len(kernels)
+    spans = [d * (k - 1) + 1 for k, d in zip(kernels, dilations, strict=True)]
+    auto = view.attr("auto_pad", "NOTSET")
+    pads = _ints(view, "pads", 2 * rank, 0) if auto == "NOTSET" else _auto_pads(view, auto, sizes, spans, strides)
     before, after = pads[:rank], pads[rank:]
-    if not any(pads):
-        return "valid"
-    if before == after:
-        return before
-    same = [t // 2 for t in spans], [t - t // 2 for t in spans]
-    if not pool and all(s == 1 for s in strides) and (before, after) == same:
-        return "same"
-    view.refuse(f"pads {pads} pad the sides of an axis differently; Backprop Studio pads both sides equally "
-                "(or \"same\" with stride 1)")
+    same = [(t - 1) // 2 for t in spans], [(t - 1) - (t - 1) // 2 for t in spans]
+    if not pool and before != after and all(s == 1 for s in strides) and (before, after) == same:
+        return "same"  # an even kernel's: the odd zero at the end
+    for axis, (b, a, i, t, s) in enumerate(zip(before, after, sizes, spans, strides, strict=True)):
+        if a != b and not (a > b and _out(i, b, b, t, s) == _out(i, b, a, t, s)):
+            given = f"auto_pad = {auto} gives pads {pads}" if auto != "NOTSET" else f"pads {pads}"
+            view.refuse(f"{given}: they pad the two sides of the {AXIS_NAMES[rank][axis]} differently ({b} and {a}); "
+                        "Backprop Studio pads both sides equally (or \"same\" with stride 1, the odd zero at the end)")
+    return "valid" if not any(before) else before
+
+
+def _check_ceil_mode(view: Any, sizes: list[int], kernels: list[int], strides: list[int], padding: Any) -> None:
+    """ceil_mode = 1 computes what we compute when every axis divides exactly (⌈q⌉ = ⌊q⌋)."""
+    pads = [0] * len(sizes) if padding == "valid" else padding
+    for axis, (i, k, s, p) in enumerate(zip(sizes, kernels, strides, pads, strict=True)):
+        if (i + 2 * p - k) % s:
+            view.refuse(f"ceil_mode = 1 rounds the output size up, and the {AXIS_NAMES[len(sizes)][axis]} "
+                        f"({i} + 2·{p} − {k} over stride {s}) does not divide; Backprop Studio's pooling rounds down "
+                        "(export with ceil_mode=False)")
 
 
 def _one(values: list[int], rank: int) -> Any:
@@ -79,7 +101,7 @@ def _conv(view: Any) -> list[Value | None]:
     if view.attr("kernel_shape") is not None and list(view.attr("kernel_shape")) != kernels:
         view.refuse(f"kernel_shape {view.attr('kernel_shape')} differs from its weight's {kernels}")
     strides, dilations = _ints(view, "strides", rank, 1), _ints(view, "dilations", rank, 1)
-    padding = _padding(view, kernels, strides, dilations, pool=False)
+    padding = _padding(view, list(x.shape[1:]), kernels, strides, dilations, pool=False)
     weights = {"W": W}
     b = view.optional_const(2, "bias B")
     if b is not None:
@@ -94,11 +116,11 @@ def _pool(view: Any, kind: str) -> list[Value | None]:
     rank = _spatial(view, x, view.op)
     kernels = [int(k) for k in view.attr("kernel_shape")]
     strides = _ints(view, "strides", rank, 1)
-    if view.attr("ceil_mode", 0):
-        view.refuse("ceil_mode = 1 rounds the output size up; Backprop Studio's pooling rounds down")
     if any(d != 1 for d in _ints(view, "dilations", rank, 1)):
         view.refuse("dilated pooling has no Backprop Studio layer")
-    padding = _padding(view, kernels, strides, [1] * rank, pool=True)
+    padding = _padding(view, list(x.shape[1:]), kernels, strides, [1] * rank, pool=True)
+    if view.attr("ceil_mode", 0):
+        _check_ceil_mode(view, list(x.shape[1:]), kernels, strides, padding)
     if kind == "max":
         view.ignore("storage_order")  # only the Indices output depends on it
         if view.output_used(1):
