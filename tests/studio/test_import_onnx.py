@@ -115,3 +115,57 @@ def test_a_model_that_cannot_be_imported_leaves_the_document_as_it_was(window, t
     assert dialogs.calls[0][2].startswith("broken.onnx: ")
     assert window.document.graph.to_dict() == before
     assert window.training.controller.trained() is None
+
+
+class DigitsLeNet(nn.Module):
+    """LeNet-5's shape for the built-in 8×8 digits: conv 5×5 (padding 2) → tanh → average
+    pooling → conv 3×3 → ReLU → max pooling → flatten → 32 → 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.s2, self.c3, self.s4 = nn.Conv2d(1, 6, 5, padding=2), nn.AvgPool2d(2), nn.Conv2d(6, 16, 3), \
+            nn.MaxPool2d(2)
+        self.f5, self.out = nn.Linear(16, 32), nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.s4(torch.relu(self.c3(self.s2(torch.tanh(self.c1(x))))))
+        return self.out(torch.relu(self.f5(torch.flatten(h, 1))))
+
+
+@pytest.fixture(scope="module")
+def lenet_onnx(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("torch") / "lenet.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(DigitsLeNet().eval(), (torch.randn(4, 1, 8, 8),), str(path), dynamo=False,
+                          input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+    return path
+
+
+def test_an_imported_lenet_opens_as_a_conv_graph_and_fine_tunes_on_digits(window, lenet_onnx, monkeypatch, qtbot):
+    choose(monkeypatch, lenet_onnx)
+    assert window.importer.import_onnx()
+    doc = window.document
+    assert [doc.graph.nodes[n].type for n in doc.graph.topological_order()] == [
+        "Input", "Conv2D", "Activation", "AvgPool2D", "Conv2D", "Activation", "MaxPool2D", "Flatten", "Dense",
+        "Activation", "Dense"]
+    X = np.random.default_rng(2).normal(size=(16, 1, 8, 8)).astype(np.float32)
+    imported = ort_predict(lenet_onnx, X)
+    np.testing.assert_allclose(window.training.controller.trained()[0].predict(X), imported, rtol=1e-5, atol=1e-6)
+    if SHOTS is not None:
+        for size in ((1280, 800), (1600, 1000)):
+            window.resize(*size)
+            qtbot.wait(200)
+            window.view.show_start()  # what File → Import ONNX… shows
+            qtbot.wait(100)
+            window.grab().save(str(SHOTS / f"import_lenet_{size[0]}x{size[1]}.png"))
+    doc.set_training(dict(doc.graph.training, dataset={"name": "digits"}, loss="cross_entropy", epochs=1,
+                          batch_size=64, optimizer={"name": "sgd", "lr": 0.05}))
+    model, _ = window.training.controller.trained()
+    np.testing.assert_allclose(model.predict(X), imported, rtol=1e-5, atol=1e-6)  # kept under the new setup
+    window.training.actions["train"].trigger()
+    wait_idle(qtbot, window.training)
+    tuned, _ = window.training.controller.trained()
+    assert tuned is model and window.training.controller.record.n_steps > 0
+    assert not np.allclose(tuned.predict(X), imported, atol=1e-4)
