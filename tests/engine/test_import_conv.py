@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
+from onnx_graphs import onnx_file
 from test_export import onnx_predict
-from test_import_onnx import onnx_file
 
 from engine.errors import ImportModelError
 from engine.importers.onnx import import_onnx

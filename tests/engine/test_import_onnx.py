@@ -19,6 +19,7 @@ import onnx
 import pytest
 from layer_harness import CASES
 from onnx import TensorProto, helper, numpy_helper
+from onnx_graphs import onnx_file
 from test_export import EXAMPLE_FILES, assert_close, case_graph, onnx_predict, randomise
 
 from engine.cli import main
@@ -180,20 +181,6 @@ def test_imported_model_predicts_like_onnxruntime_and_saves_as_a_model_file(tmp_
 
 
 # ---- hand-made ONNX graphs ---------------------------------------------------------------------
-def onnx_file(path: Path, nodes, inits, in_shape=("N", 4), out_shape=("N", "K"), opset=17, inputs=None, outputs=None,
-              domains=("com.microsoft",)):
-    graph = helper.make_graph(
-        nodes, "g",
-        inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
-        outputs or [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
-        initializer=[numpy_helper.from_array(np.asarray(v, np.float32 if np.asarray(v).dtype.kind == "f"
-                                                        else np.int64), k) for k, v in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]
-                              + [helper.make_opsetid(d, 1) for d in domains])
-    onnx.save(model, path)
-    return path
-
-
 W43 = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
 
 
