@@ -1,4 +1,4 @@
-"""``backprop``: check, train, predict, export and benchmark from the command line.
+"""``backprop``: check, train, predict, export, import and benchmark from the command line.
 
 Exit status: 0 success; 1 a user error (bad file, graph, data or setting: one line on
 stderr); 2 bad command-line usage; 3 training diverged; 130 interrupted (Ctrl-C).
@@ -283,6 +283,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """``backprop import MODEL.onnx -o GRAPH.json | MODEL.bpmodel`` (docs/import.md)."""
+    from engine.importers import import_model
+    from engine.modelfile import save_model
+
+    out = check_output(args.output, "the imported network", "model.bpmodel", (".bpmodel", ".json"))
+    loaded = import_model(args.model)
+    model, graph = loaded.model, loaded.graph
+    if out.suffix.lower() == ".bpmodel":
+        save_model(out, model, loaded.meta)
+        kept = "with its weights" + (" and input normalisation" if loaded.meta["preprocessing"]["normalise"] else "")
+    else:
+        graph.save(out)
+        kept = "without weights (write a .bpmodel to keep them)"
+    print(f"imported {len(graph.nodes)} layers, {model.param_count():,} parameters from {Path(args.model).name}: "
+          f"wrote {out} {kept}")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     root = Path(engine.__file__).resolve().parent.parent / "benchmarks"
     script = root / "run.py"
@@ -370,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=("onnx", "torch", "numpy"))
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import", help="import an ONNX model as a graph (.json) or a model with its weights (.bpmodel)")
+    p.add_argument("model", help="the .onnx file (from torch.onnx.export, Backprop Studio or elsewhere)")
+    p.add_argument("-o", "--output", required=True, help="a graph file (.json) or a model file (.bpmodel)")
+    p.set_defaults(func=cmd_import)
     p = sub.add_parser("bench", help="run the speed benchmarks against PyTorch (needs torch)")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)

@@ -45,3 +45,8 @@ class ExportError(BackpropError):
 
 class LessonError(BackpropError):
     """A lesson file is malformed or names something that does not exist (run, node, measure)."""
+
+
+class ImportModelError(BackpropError):
+    """A model from another framework cannot be imported: unreadable file, or an operator or
+    attribute with no Backprop Studio equivalent (the message names the node, its op and why)."""

@@ -67,6 +67,9 @@ class MainWindow(QMainWindow):
         from studio.training.workspace import TrainingWorkspace  # docks, toolbar, plots, overlay
 
         self.training = TrainingWorkspace(self)
+        from studio.import_onnx import ImportActions  # File → Import ONNX… (adopts weights like File → Open)
+
+        self.importer = ImportActions(self)
         self._restore_settings()
         self._update_title()
         self._on_selection_changed()
