@@ -14,7 +14,9 @@ only multiplied by its forget gate. Four views of the run's ``time_grads`` sampl
 * **mean forget gate** f̄_t of an LSTM (GRU: mean update gate z̄_t) for that sequence.
 
 Cost stays bounded whatever the run: the panel redraws only when a new sample arrived (at
-most the workspace's plot rate, never per event), curves are decimated to
+most :data:`MAX_HZ`, never per event), what did not change is not set again (a
+repaint of the plots is what costs the GUI thread), curves are not antialiased (as the other
+live plots) and decimated to
 :data:`~studio.plots.common.MAX_POINTS`, and the hidden-state trace (one forward of one
 sequence on the studio's preview model, never the training model) is recomputed at most
 every :data:`TRACE_INTERVAL` seconds, longer if it is slow, on at most
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox
 
@@ -51,6 +53,7 @@ from studio.plots.common import (
 from studio.training.history import RunRecord, stride_index
 from studio.training.time_history import TimeGradsSeries
 
+MAX_HZ = 10.0  # redraws a second at most: samples come every stats_every steps, a slow signal
 TRACE_INTERVAL = 0.5  # seconds between two hidden-state traces while a run streams
 TRACE_BUDGET = 0.05  # a trace may take at most this share of the GUI's time
 SQUARE_MIN_HEIGHT = 400  # below this the four plots stand in one row
@@ -147,6 +150,9 @@ class ThroughTimePanel(PlotPanel):
         self.gate_curve = self.gate_plot.plot([], [], pen=pg.mkPen("#3f9e55", width=2.0))
         self.gate_low = self.gate_plot.plot([], [], pen=pg.mkPen(QColor(63, 158, 85, 90), width=1.0))
         self.gate_high = self.gate_plot.plot([], [], pen=pg.mkPen(QColor(63, 158, 85, 90), width=1.0))
+        self._later = QTimer(self)
+        self._later.setSingleShot(True)
+        self._later.timeout.connect(self.refresh)
         self.titles = {"time": "‖∂L/∂h_t‖ through time (faint: step 1)", "sigma": "σ_max(Wh) over training",
                        "heat": "Hidden state h_t", "gate": "Mean gate"}
         self.grid = ""
@@ -161,6 +167,7 @@ class ThroughTimePanel(PlotPanel):
         self.trace_ms = 0.0
         self._trace_at = -math.inf
         self._trace_key: tuple[Any, ...] | None = None
+        self._heat_frame: tuple[int, int, float] | None = None
         self._weights_version = 0
         self._nodes: list[str] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -268,6 +275,17 @@ class ThroughTimePanel(PlotPanel):
         self._trace_at = -math.inf
         self.refresh(force=True)
 
+    def refresh(self, force: bool = False) -> bool:
+        """As every plot panel, but a run that streams is redrawn at most MAX_HZ (a skipped frame is
+        drawn a little later); a new run or ghost is drawn at once."""
+        streaming = self._drawn is not None and self.draw_times
+        wait = 1.0 / MAX_HZ - (time.perf_counter() - self.draw_times[-1]) if streaming else 0.0
+        if wait > 0 and not force:
+            if not self._later.isActive():
+                self._later.start(int(wait * 1000) + 1)
+            return False
+        return super().refresh(force)
+
     def content_version(self, record: RunRecord | None) -> int:
         """New time_grads samples (and the end of the run) change this panel, not every step."""
         if record is None:
@@ -292,7 +310,10 @@ class ThroughTimePanel(PlotPanel):
         for s in series:
             t, latest = self._time_points(s.latest(), s.length)
             self.curves[s.node].setData(t, positive(latest))
-            self.first_curves[s.node].setData(*self._time_first(s))
+            first = self.first_curves[s.node]
+            if first.property("samples") != min(len(s), 2):  # drawn once, when a second sample exists
+                first.setProperty("samples", min(len(s), 2))
+                first.setData(*self._time_first(s))
             idx = stride_index(len(s), MAX_POINTS)
             self.sigma_curves[s.node].setData(s.steps[idx].astype(np.float64), s.sigma[idx])
         self._draw_ratio(series)
@@ -325,11 +346,11 @@ class ThroughTimePanel(PlotPanel):
         self._nodes = nodes
         for s, color in zip(series, depth_colors(len(series)), strict=True):
             self.colors[s.node] = color
-            self.curves[s.node] = self.time_plot.plot([], [], pen=pg.mkPen(color, width=2.0))
+            self.curves[s.node] = self.time_plot.plot([], [], pen=pg.mkPen(color, width=2.0), antialias=False)
             faint = QColor(color)
             faint.setAlpha(110)
-            self.first_curves[s.node] = self.time_plot.plot([], [], pen=pg.mkPen(faint, width=1.0))
-            self.sigma_curves[s.node] = self.sigma_plot.plot([], [], pen=pg.mkPen(color, width=1.8))
+            self.first_curves[s.node] = self.time_plot.plot([], [], pen=pg.mkPen(faint, width=1.0), antialias=False)
+            self.sigma_curves[s.node] = self.sigma_plot.plot([], [], pen=pg.mkPen(color, width=1.8), antialias=False)
         self.layer_box.blockSignals(True)
         current = self.layer_box.currentText()
         self.layer_box.clear()
@@ -354,11 +375,12 @@ class ThroughTimePanel(PlotPanel):
         _, fg, _ = palette_colors()  # one colour for the ghost: the lesson's RNN and LSTM share node names
         for s in ghost.time_grads.series.values():
             t, latest = self._time_points(s.latest(), s.length)
-            curve = self.time_plot.plot(t, positive(latest), pen=ghost_pen(fg, 1.6))
+            curve = self.time_plot.plot(t, positive(latest), pen=ghost_pen(fg, 1.6), antialias=False)
             curve.setZValue(-10)
             self.ghost_curves[s.node] = curve
             idx = stride_index(len(s), MAX_POINTS)
-            sig = self.sigma_plot.plot(s.steps[idx].astype(np.float64), s.sigma[idx], pen=ghost_pen(fg, 1.4))
+            sig = self.sigma_plot.plot(s.steps[idx].astype(np.float64), s.sigma[idx], pen=ghost_pen(fg, 1.4),
+                                       antialias=False)
             sig.setZValue(-10)
             self.ghost_sigma[s.node] = sig
 
@@ -428,12 +450,10 @@ class ThroughTimePanel(PlotPanel):
         """Hidden state and gate mean of the chosen sequence; traced at most every TRACE_INTERVAL."""
         node = self.layer_box.currentText()
         model = self.model_source() if self.model_source is not None and self._trace_due(rec, node) else None
-        if model is not None:
-            self._trace(model, node)
+        if model is not None and self._trace(model, node) and self.trace is not None:
+            self._show_trace(self.trace)  # only a new trace touches the heat map (a repaint costs ms)
         elif self.trace is None:
             self._show_trace_note(rec, node)
-        if self.trace is not None and self.trace.node == node:
-            self._show_trace(self.trace)
 
     def _trace_due(self, rec: RunRecord | None, node: str) -> bool:
         if not node or self.X is None or rec is None:
@@ -448,7 +468,7 @@ class ThroughTimePanel(PlotPanel):
         self._trace_key = key
         return True
 
-    def _trace(self, model: Any, node: str) -> None:
+    def _trace(self, model: Any, node: str) -> bool:
         assert self.X is not None
         i = min(self.example_box.value(), len(self.X) - 1)
         t0 = time.perf_counter()
@@ -457,10 +477,11 @@ class ThroughTimePanel(PlotPanel):
         except Exception as err:  # a preview must never take the window down
             self.trace = None
             self._title("heat", f"hidden state unavailable: {err}")
-            return
+            return False
         self._trace_at = time.perf_counter()
         self.trace_ms = 1000 * (self._trace_at - t0)
         self.example_info.setText(self._example_text(i))
+        return True
 
     def _example_text(self, i: int) -> str:
         n = len(self.X) if self.X is not None else 0
@@ -483,9 +504,13 @@ class ThroughTimePanel(PlotPanel):
         peak = float(np.max(np.abs(image))) if image.size else 1.0
         level = 1.0 if peak <= 1.0 else math.ceil(peak)
         self.heat.setImage(image, autoLevels=False, levels=(-level, level))
-        self.heat.setRect(QRectF(0.5, -0.5, float(steps), float(units)))
-        self.colorbar.setLevels((-level, level))
-        self.heat_plot.setRange(xRange=(0.5, steps + 0.5), yRange=(-0.5, units - 0.5), padding=0)
+        frame = (units, steps, level)
+        if frame != self._heat_frame:  # ranges and levels change rarely: setting them repaints axes
+            self._heat_frame = frame
+            self.heat.setRect(QRectF(0.5, -0.5, float(steps), float(units)))
+            self.colorbar.setLevels((-level, level))
+            self.heat_plot.setRange(xRange=(0.5, steps + 0.5), yRange=(-0.5, units - 0.5), padding=0)
+            self.gate_plot.setXRange(0.5, steps + 0.5, padding=0)
         layer = next((s.layer for r in (self.record,) if r is not None
                       for s in r.time_grads.series.values() if s.node == tr.node), "")
         gate, title = GATE_LABEL.get(layer, ("", ""))
@@ -500,4 +525,3 @@ class ThroughTimePanel(PlotPanel):
         self.gate_low.setData(t, values.min(axis=0))
         self.gate_high.setData(t, values.max(axis=0))
         self._title("gate", title)
-        self.gate_plot.setXRange(0.5, steps + 0.5, padding=0)

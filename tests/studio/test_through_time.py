@@ -93,7 +93,7 @@ def test_the_ghost_run_stays_beside_the_live_run_while_it_streams(panel):
     for step in (26, 51, 76):  # the live run keeps streaming: the ghost must not be lost or redrawn away
         lstm.ingest([StepEvent(0, step, 1.0, 0.1, {"rnn": 0.1, "out": 0.2}, 1000.0),
                      TimeGradsEvent(step, "rnn", geometric(0.95).tolist(), 2.1, "LSTM", None)])
-        assert panel.refresh()
+        assert panel.refresh(force=True)
     np.testing.assert_allclose(original(panel.curves["rnn"])[1], geometric(0.95))
     np.testing.assert_allclose(original(panel.ghost_curves["rnn"])[1], geometric(0.6))
     assert panel.ghost_curves["rnn"].scene() is panel.time_plot.scene()
