@@ -176,6 +176,7 @@ class ThroughTimePanel(PlotPanel):
         self.sigma_curves: dict[str, pg.PlotDataItem] = {}
         self.ghost_curves: dict[str, pg.PlotDataItem] = {}
         self.ghost_sigma: dict[str, pg.PlotDataItem] = {}
+        self.ghost_first: dict[str, pg.PlotDataItem] = {}
         self.gamma_lines: dict[float, pg.InfiniteLine] = {}
         self._ghost_key: tuple[int, int] | None = None
         self._range_owner: tuple[int, int] | None = None
@@ -365,11 +366,11 @@ class ThroughTimePanel(PlotPanel):
         if key == self._ghost_key:
             return
         self._ghost_key = key
-        for curve in self.ghost_curves.values():
+        for curve in [*self.ghost_curves.values(), *self.ghost_first.values()]:
             self.time_plot.removeItem(curve)
         for curve in self.ghost_sigma.values():
             self.sigma_plot.removeItem(curve)
-        self.ghost_curves, self.ghost_sigma = {}, {}
+        self.ghost_curves, self.ghost_first, self.ghost_sigma = {}, {}, {}
         if ghost is None:
             return
         _, fg, _ = palette_colors()  # one colour for the ghost: the lesson's RNN and LSTM share node names
@@ -378,6 +379,11 @@ class ThroughTimePanel(PlotPanel):
             curve = self.time_plot.plot(t, positive(latest), pen=ghost_pen(fg, 1.6), antialias=False)
             curve.setZValue(-10)
             self.ghost_curves[s.node] = curve
+            faint = QColor(fg)
+            faint.setAlpha(90)
+            first = self.time_plot.plot(*self._time_first(s), pen=ghost_pen(faint, 1.0), antialias=False)
+            first.setZValue(-11)
+            self.ghost_first[s.node] = first  # the ghost at its initial weights
             idx = stride_index(len(s), MAX_POINTS)
             sig = self.sigma_plot.plot(s.steps[idx].astype(np.float64), s.sigma[idx], pen=ghost_pen(fg, 1.4),
                                        antialias=False)

@@ -84,12 +84,13 @@ def test_a_network_without_recurrent_layers_keeps_the_explanation(panel):
 
 
 def test_the_ghost_run_stays_beside_the_live_run_while_it_streams(panel):
-    rnn = recurrent_record(1, "SimpleRNN", "tanh", 1.0, [(1, geometric(0.6), 1.0)])
+    rnn = recurrent_record(1, "SimpleRNN", "tanh", 1.0, [(1, geometric(0.7), 1.0), (26, geometric(0.6), 1.1)])
     lstm = recurrent_record(2, "LSTM", "tanh", None, [(1, geometric(0.97), 2.0)])
     panel.set_record(lstm)
     panel.set_ghost(rnn)
     panel.refresh(force=True)
     np.testing.assert_allclose(original(panel.ghost_curves["rnn"])[1], geometric(0.6))
+    np.testing.assert_allclose(original(panel.ghost_first["rnn"])[1], geometric(0.7))  # at initialisation
     for step in (26, 51, 76):  # the live run keeps streaming: the ghost must not be lost or redrawn away
         lstm.ingest([StepEvent(0, step, 1.0, 0.1, {"rnn": 0.1, "out": 0.2}, 1000.0),
                      TimeGradsEvent(step, "rnn", geometric(0.95).tolist(), 2.1, "LSTM", None)])
