@@ -25,6 +25,8 @@ toolbar's Train action. Measured per repeat (a fresh window each time):
 
     python benchmarks/bench_studio.py [--quick] [--repeats 3] [--epochs 50] [--layout all|tabs|both]
     python benchmarks/bench_studio.py --profile     # where the GUI thread spends its time
+    python benchmarks/bench_studio.py --graph examples/lstm_temporal_order.json --show through_time \
+        --epochs 40 --layout tabs                    # T3/T5 with the Through-time view open
 
 Results go to ``benchmarks/results/studio-<time>.json``. The reported figures use the
 studio's defaults (BLAS and Numba threads as the machine gives them); run with e.g.
@@ -83,6 +85,20 @@ def _patch_event_buffer() -> None:
         original(self, event)
 
     events.EventBuffer.put = put
+
+
+def write_example(source: Path, folder: Path, epochs: int, stats_every: int | None) -> Path:
+    """A graph file (e.g. an example) with its epochs (and stats_every) overridden, and no
+    validation split (the timed interval is training steps)."""
+    from engine.graph import Graph
+
+    g = Graph.load(source)
+    g.training.update({"epochs": epochs, "val_split": 0.0})
+    if stats_every is not None:
+        g.training["stats_every"] = stats_every
+    path = folder / f"{source.stem}_{epochs}ep.json"
+    g.save(path)
+    return path
 
 
 def write_workload(folder: Path, epochs: int, stats_every: int) -> Path:
@@ -215,6 +231,10 @@ def _cache_axes(window: Any) -> None:
                 item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
+SHOW: list[str] = []  # plot docks to bring to the front in the 'tabs' layout (--show)
+ALL_DOCKS = ("curves", "gradients", "activations", "boundary", "through_time")
+
+
 def open_window(path: Path, size: tuple[int, int], layout: str) -> Any:
     from PySide6.QtCore import QSettings, Qt
 
@@ -230,7 +250,7 @@ def open_window(path: Path, size: tuple[int, int], layout: str) -> Any:
     assert window.files.open(path), "the W1 graph did not open"
     if layout == "all":
         ws = window.training
-        docks = [ws.panel_docks[k] for k in ("curves", "gradients", "activations", "boundary")]
+        docks = [ws.panel_docks[k] for k in ALL_DOCKS if k in ws.panel_docks]
         for dock in docks:
             window.removeDockWidget(dock)
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
@@ -241,7 +261,9 @@ def open_window(path: Path, size: tuple[int, int], layout: str) -> Any:
             b.show()
         pump(0.1)
         window.resizeDocks([docks[0]], [size[1] * 2 // 5], Qt.Orientation.Vertical)
-        window.resizeDocks(docks, [size[0] // 4] * 4, Qt.Orientation.Horizontal)
+        window.resizeDocks(docks, [size[0] // len(docks)] * len(docks), Qt.Orientation.Horizontal)
+    for key in SHOW:
+        window.training.panel_docks[key].raise_()
     pump(0.4)  # first layout pass, default dock sizes, first (empty) draws
     return window
 
@@ -303,7 +325,7 @@ def studio_run(path: Path, size: tuple[int, int], layout: str,
         "t1_first_drawn_s": (c.t_first_drawn - t0) if c.t_first_drawn else None,
         "train_action_returns_s": t_trigger,
         "steps": steps, "seconds": dur, "steps_per_s": steps / dur,
-        "lateness_ms": {"p50": 1000 * pct(late, 50), "p99": 1000 * pct(late, 99), "max": 1000 * max(late),
+        "lateness_ms": {"p50": 1000 * pct(late, 50), "p99": 1000 * pct(late, 99), "max": 1000 * max(late, default=0.0),
                         "ticks": len(late) + 1, "expected_ticks": int(dur * 1000 / PROBE_MS)},
         "idle_lateness_ms": {"p50": 1000 * pct(idle, 50), "p99": 1000 * pct(idle, 99)},
         "redraws_per_s": rates, "redraws": counts, "visible": visible,
@@ -425,7 +447,11 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=50, help="epochs of 64 steps per timed run")
     ap.add_argument("--layout", choices=("all", "tabs", "both"), default="both")
     ap.add_argument("--size", default="1600x1000")
-    ap.add_argument("--stats-every", type=int, default=0, help="activation statistics every N steps (W1: 0)")
+    ap.add_argument("--stats-every", type=int, default=None,
+                    help="activation statistics every N steps (W1: 0; --graph: the file's)")
+    ap.add_argument("--graph", help="time this graph file (e.g. examples/lstm_temporal_order.json) instead of W1")
+    ap.add_argument("--show", default="", help="comma list of plot docks to raise in the tabs layout, "
+                    "e.g. through_time")
     ap.add_argument("--quick", action="store_true", help="2 repeats of 20 epochs, layout 'all', 2 fresh T1s")
     ap.add_argument("--profile", action="store_true", help="also cProfile the GUI thread over one run")
     ap.add_argument("--no-t1-fresh", action="store_true")
@@ -441,15 +467,21 @@ def main() -> int:
     layouts = ["all", "tabs"] if args.layout == "both" else [args.layout]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_studio_"))
-    path = write_workload(tmp, args.epochs, args.stats_every)
-    path1 = write_workload(tmp, 1, args.stats_every)
+    SHOW.extend(k for k in args.show.split(",") if k)
+    if args.graph:
+        path = write_example(Path(args.graph).resolve(), tmp, args.epochs, args.stats_every)
+        path1 = write_example(Path(args.graph).resolve(), tmp, 1, args.stats_every)
+    else:
+        path = write_workload(tmp, args.epochs, args.stats_every or 0)
+        path1 = write_workload(tmp, 1, args.stats_every or 0)
     isolate_settings()
     _patch_event_buffer()
     apply_experiments({e for e in args.experiment.split(",") if e})
     import numba
     import numpy as np
 
-    print(f"W1 in the studio: {args.epochs} epochs × 64 steps, batch 64, window {size[0]}×{size[1]}, "
+    print(f"{Path(args.graph).stem if args.graph else 'W1'} in the studio: {args.epochs} epochs, "
+          f"shown {args.show or 'default tabs'}, window {size[0]}×{size[1]}, "
           f"offscreen; numba threads {numba.config.NUMBA_NUM_THREADS}, cpus {os.cpu_count()}, "
           f"numpy {np.__version__}; experiments: {args.experiment or 'none'}", flush=True)
     headless_run(path1)  # warm-up: kernels compiled or loaded from the cache

@@ -55,6 +55,13 @@ def format_count(n: int) -> str:
     return f"{n / 1e6:.2f}M params"
 
 
+def time_steps(category: str, in_shapes: list | None) -> int | None:
+    """T of a recurrent layer from the shape report (its input is (T, F)); None otherwise."""
+    if category != "recurrent" or not in_shapes or in_shapes[0] is None or len(in_shapes[0]) != 2:
+        return None
+    return int(in_shapes[0][0])
+
+
 class Wiring:
     """Who feeds whom and each node's first problem, computed once per refresh."""
 
@@ -131,6 +138,7 @@ class NodeItem(QGraphicsItem):
         self.key_text = ""
         self.shape_text = "?"
         self.count_text = ""
+        self.time_text = ""  # "× T" on recurrent layers: the card stands for T steps of the cell
         self.problem: str | None = None
         self.tint: QColor | None = None
         self.edges: set["EdgeItem"] = set()
@@ -204,10 +212,13 @@ class NodeItem(QGraphicsItem):
         self.key_text = node.layer.summary_text(node.params)
         self.shape_text = format_shape(shape)
         self.count_text = format_count(count) if count else ""
+        steps = time_steps(node.layer.category, in_shapes)
+        self.time_text = f"× {steps}" if steps else ""
         self.problem = wiring.problems.get(self.node_id)
         self.badge.setVisible(self.problem is not None)
         self.badge.setToolTip(self.problem or "")
-        self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{node.layer.help}")
+        unrolled = f"<br>Unrolled over T = {steps} time steps (× {steps})." if steps else ""
+        self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{node.layer.help}{unrolled}")
         sources = wiring.into.get(self.node_id, {})
         for i, (name, port) in enumerate(self.inputs.items()):
             edge = sources.get(name)
@@ -289,8 +300,11 @@ class NodeItem(QGraphicsItem):
         fmb = QFontMetricsF(fonts.body)
         inner = w - left - pad
         top = HEADER + 6
-        key = fmb.elidedText(self.key_text or "—", Qt.TextElideMode.ElideRight, inner)
+        time_w = fmb.horizontalAdvance(self.time_text) + 8 if self.time_text else 0.0
+        key = fmb.elidedText(self.key_text or "—", Qt.TextElideMode.ElideRight, inner - time_w)
         painter.drawText(QRectF(left, top, inner, ROW), LEFT, key)
+        if self.time_text:
+            painter.drawText(QRectF(left, top, inner, ROW), RIGHT, self.time_text)
         painter.setPen(c.text_dim)
         painter.setFont(fonts.small)
         row2 = QRectF(left, top + ROW + 2, inner, ROW)

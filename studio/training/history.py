@@ -24,7 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from engine.events import DivergedEvent, EpochEvent, Event, FinishEvent, StartEvent, StatsEvent, StepEvent
+from engine.events import (
+    DivergedEvent,
+    EpochEvent,
+    Event,
+    FinishEvent,
+    StartEvent,
+    StatsEvent,
+    StepEvent,
+    TimeGradsEvent,
+)
 from engine.graph import atomic_write_text
 
 
@@ -118,6 +127,9 @@ class RunRecord:
         self.stats_steps = Growing(dtype=np.int64)
         self.stats = Growing(width=0)  # (k, nodes, 4): mean, std, saturated, dead
         self.latest_stats: StatsEvent | None = None
+        from studio.training.time_history import TimeGradsHistory  # (it builds on Growing, below)
+
+        self.time_grads = TimeGradsHistory()  # recurrent layers' gradient through time
 
     # -- labels ------------------------------------------------------------------------
     @property
@@ -197,6 +209,8 @@ class RunRecord:
             self.epochs.extend(np.array([row]))
         elif isinstance(event, StatsEvent):
             self._add_stats(event)
+        elif isinstance(event, TimeGradsEvent):
+            self.time_grads.add(event)
         elif isinstance(event, DivergedEvent):
             self.diverged = event
         elif isinstance(event, FinishEvent):
@@ -275,18 +289,23 @@ class RunRecord:
 
     # -- export ------------------------------------------------------------------------------
     def iter_json(self) -> Iterable[dict[str, Any]]:
-        """The metrics stream (ARCHITECTURE.md): steps, activation stats and epochs in step
-        order, then divergence and finish."""
+        """The metrics stream (ARCHITECTURE.md): steps, activation stats, time_grads and epochs
+        in step order, then divergence and finish."""
         steps = self.steps.data
         ep = self.epochs.data
         st_steps = self.stats_steps.data
         stats = self.stats.data.reshape(len(st_steps), len(self.stats_nodes), 4) if len(st_steps) else None
         ei = si = 0
+        time_grads = list(self.time_grads.events())
+        ti = 0
         for i in range(len(steps)):
             s = int(steps[i])
             while si < len(st_steps) and st_steps[si] <= s:
                 yield self._stats_json(int(st_steps[si]), stats[si])  # type: ignore[index]
                 si += 1
+            while ti < len(time_grads) and time_grads[ti][0] <= s:
+                yield time_grads[ti][1]
+                ti += 1
             yield {"event": "step", "epoch": int(self.step_epoch.data[i]), "step": s,
                    "loss": _json_float(self.loss.data[i]), "lr": _json_float(self.lr.data[i]),
                    "grad_norms": {n: _json_float(v)
@@ -298,6 +317,7 @@ class RunRecord:
         while si < len(st_steps):
             yield self._stats_json(int(st_steps[si]), stats[si])  # type: ignore[index]
             si += 1
+        yield from (record for _, record in time_grads[ti:])
         while ei < len(ep):
             yield self._epoch_json(ep[ei])
             ei += 1

@@ -2,7 +2,8 @@
 
 While a run records steps, each node with parameters is washed with the colour of
 log10 ‖∇W‖ (the mean of the last few steps) on the same colour map as the heat map, and its
-tooltip shows the value. A small legend in the canvas corner gives the scale. Tints stay
+tooltip shows the value (a recurrent layer's also its first ÷ last time-step
+gradient). A small legend in the canvas corner gives the scale. Tints stay
 after the run ends (the last picture) and are cleared by the next edit or a weight reset.
 """
 
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import QWidget
 from studio.plots.common import GRADIENT_MAP, grad_color, log_range, superscript
 from studio.plots.gradients import RECENT
 from studio.training.history import RunRecord
+from studio.views.through_time import time_ratio_tooltip
 
 TINT_ALPHA = 150
 TINT_INTERVAL = 0.2  # seconds between re-tints while a run streams
@@ -139,8 +141,10 @@ class GradientOverlay(QObject):
             self.colors[nid] = color
             if item.tint is None or item.tint != color:
                 item.set_tint(color)
+            through_time = time_ratio_tooltip(record, nid)  # recurrent layers: first ÷ last time step
             item.setToolTip(f"<b>{nid}</b> — gradient norm ‖∇W‖ = {fmt_norm(v)}<br>"
-                            f"(mean of the last {RECENT} steps; step {record.last_step})")
+                            f"(mean of the last {RECENT} steps; step {record.last_step})"
+                            + (f"<br>{through_time}" if through_time else ""))
             self._tinted.add(nid)
         self.legend.set_range(lo, hi)
         if not self.legend.isVisible():

@@ -37,6 +37,7 @@ from studio.training.controller import (
 from studio.training.history import RunRecord
 from studio.training.model_io import ModelActions
 from studio.training.overlay import GradientOverlay
+from studio.views.through_time import ThroughTimePanel
 
 PAINT_TICK_MS = 10  # between two panel redraws while a run streams
 LIVE_PLOT_HZ = 27
@@ -78,8 +79,11 @@ class TrainingWorkspace(QObject):
         self.activations = ActivationPanel()
         self.boundary = BoundaryPanel()
         self.boundary.model_source = self.controller.preview_model
+        self.through_time = ThroughTimePanel()
+        self.through_time.model_source = self.controller.preview_model
         self.plots: dict[str, PlotPanel] = {"curves": self.curves, "gradients": self.gradients,
-                                            "activations": self.activations, "boundary": self.boundary}
+                                            "activations": self.activations, "boundary": self.boundary,
+                                            "through_time": self.through_time}
         self.runs_panel = RunsPanel()
         self.overlay = GradientOverlay(window.scene, window.view, self.document)
         self.actions: dict[str, QAction] = {}
@@ -179,7 +183,7 @@ class TrainingWorkspace(QObject):
             self.training_dock = w.add_panel(self.training_panel, "Training", "dock_training", right)
         if not getattr(w, "_restored", False):
             first = docks["gradients"]
-            for key in ("curves", "activations", "boundary"):
+            for key in ("curves", "activations", "boundary", "through_time"):
                 w.tabifyDockWidget(first, docks[key])
             summary = w.docks.get("dock_summary")
             if summary is not None:
@@ -238,7 +242,7 @@ class TrainingWorkspace(QObject):
 
     def set_ghost(self, record: RunRecord | None) -> None:
         self.ghost = record
-        for key in ("curves", "gradients"):
+        for key in ("curves", "gradients", "through_time"):
             self.plots[key].set_ghost(record)
 
     def export_plot(self, key: str, path: str | None = None) -> bool:
@@ -333,7 +337,9 @@ class TrainingWorkspace(QObject):
             self._boundary_run = run
             train = run.train
             self.boundary.set_data(train.X, train.y, train.task, run.dataset.n_classes)
+            self.through_time.set_data(train.X, train.y, train.task)
         self.boundary.weights_changed()
+        self.through_time.weights_changed()
         if self.controller.state in (IDLE, FINISHED, DIVERGED) and not self.controller.busy:
             self.overlay.clear()
 

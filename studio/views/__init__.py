@@ -1,0 +1,1 @@
+"""Studio views that explain one phenomenon each (docked beside the plot panels)."""
