@@ -81,7 +81,7 @@ class ClassReportPanel(LivePanel):
         self.layout().addWidget(split)
 
     def has_content(self) -> bool:
-        return self.report is not None or super().has_content()
+        return self.report is not None
 
     def _key(self) -> tuple:
         rec, c = self.record, self.controller
@@ -93,7 +93,7 @@ class ClassReportPanel(LivePanel):
         if c.busy and self.cost_ms > LIVE_BUDGET_MS:
             return  # too dear to repeat every epoch: the report follows at the end of the run
         model = self.preview()
-        ex = examples_of(c.run)
+        ex = examples_of(c.run, images_only=False)
         if model is None or ex is None or c.run.dataset.task != "classification" or ex.y.ndim != 1:
             return
         t0 = time.perf_counter()
@@ -102,6 +102,7 @@ class ClassReportPanel(LivePanel):
         self.report, self.examples = report, ex
         self._show_matrix(report, ex)
         self._show_gallery(report, ex)
+        self._update_hint()
         self.frames += 1
 
     def _show_matrix(self, report: ClassReport, ex: Examples) -> None:
@@ -137,6 +138,9 @@ class ClassReportPanel(LivePanel):
 
     def _show_gallery(self, report: ClassReport, ex: Examples) -> None:
         self.gallery.clear()
+        self.gallery.setVisible(ex.X.ndim >= 3)  # a row of table features is no picture
+        if ex.X.ndim < 3:
+            return
         for i in report.misclassified(GALLERY):
             true, pred = int(report.y[i]), int(report.predicted[i])
             caption = f"{ex.label(true)} → {ex.label(pred)}"

@@ -52,8 +52,8 @@ class FeatureMapsPanel(LivePanel):
     """The activations of every conv/pool layer for one example (see module docstring)."""
 
     title = "Feature maps"
-    empty_hint = ("Train a network with convolution layers on image data: the output of every convolution and "
-                  "pooling layer for one example appears here, live.")
+    empty_hint = ("Train a network with convolution layers on image data (digits, shapes, MNIST, image "
+                  "files): the output of every convolution and pooling layer for one example appears here, live.")
     max_hz = 4.0
 
     def _build(self) -> None:
@@ -99,6 +99,9 @@ class FeatureMapsPanel(LivePanel):
             return
         self._weights_version += 1
         self.refresh(force=self.on_screen())
+
+    def has_content(self) -> bool:
+        return self.examples is not None
 
     def weights_changed(self) -> None:
         run = self.controller.run

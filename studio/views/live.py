@@ -39,13 +39,14 @@ class Examples:
         return self.class_names[cls] if 0 <= cls < len(self.class_names) else str(cls)
 
 
-def examples_of(run: Any) -> Examples | None:
-    """The run's test split, else its validation split, else its training data (image data only)."""
+def examples_of(run: Any, images_only: bool = True) -> Examples | None:
+    """The run's test split, else its validation split, else its training data (by default
+    only when the examples are images or signals, (C, H, W) or (C, L))."""
     if run is None:
         return None
     for split, part in (("test", run.test), ("validation", run.val), ("training", run.train)):
         if part is not None and len(part):
-            if part.X.ndim < 3:
+            if images_only and part.X.ndim < 3:
                 return None
             return Examples(split, part.X, np.asarray(part.y), list(run.dataset.class_names))
     return None
