@@ -104,8 +104,11 @@ def rename(doc: Document, old: str, new: str) -> None:
     doc.push(cmd.Rename(doc, old, new))
 
 
-def set_param(doc: Document, node_id: str, name: str, value: Any) -> None:
-    """Set one parameter; the layer's declaration refuses bad values (ParamError)."""
+def set_param(doc: Document, node_id: str, name: str, value: Any, text: str = "") -> None:
+    """Set one parameter; the layer's declaration refuses bad values (ParamError).
+
+    Consecutive edits of one parameter merge into one undo step (spin-box arrows); with
+    ``text`` the edit is a step of its own under that name (a one-click fix)."""
     doc.check_editable()
     node = doc.graph.node(node_id)
     node.layer.param_spec(name)
@@ -114,7 +117,13 @@ def set_param(doc: Document, node_id: str, name: str, value: Any) -> None:
     valid = node.layer.validate_params(wanted, where=f"node '{node_id}'")
     if valid == node.params:
         return
-    doc.push(cmd.SetParams(doc, node_id, valid, dict(node.params), name))
+    change = cmd.SetParams(doc, node_id, valid, dict(node.params), name)
+    if text:
+        step = cmd.Macro(doc, text)
+        step.add(change)
+        doc.push(step)
+    else:
+        doc.push(change)
 
 
 def move(doc: Document, positions: Mapping[str, Point], text: str = "", mergeable: bool = True) -> None:

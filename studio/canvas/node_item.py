@@ -8,6 +8,7 @@ gradient-norm heat map): a colour washes the card body, None removes it.
 
 from __future__ import annotations
 
+import html
 import math
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ MIN_HEIGHT = 74.0
 GRID = 20.0
 LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+WARNING = QColor("#d99a1e")  # amber: works, but probably not what was meant (a size that does not divide)
 
 
 def card_size(node: Node) -> tuple[float, float]:
@@ -75,6 +77,10 @@ class Wiring:
         for problem in doc.report.problems:
             if problem.node is not None:
                 self.problems.setdefault(problem.node, problem.message)
+        self.warnings: dict[str, list[str]] = {}
+        for warning in doc.report.warnings:
+            if warning.node is not None:
+                self.warnings.setdefault(warning.node, []).append(warning.message)
 
 
 class _Fonts:
@@ -102,7 +108,8 @@ class _Fonts:
 
 
 class BadgeItem(QGraphicsItem):
-    """The red "!" on a card with a validation problem; its tooltip is the engine's message."""
+    """The "!" on a card: red for a validation problem, amber for a warning (``kind``);
+    its tooltip is the engine's message."""
 
     R = 8.0
 
@@ -110,6 +117,7 @@ class BadgeItem(QGraphicsItem):
         super().__init__(parent)
         self.setAcceptHoverEvents(True)
         self.setZValue(3)
+        self.kind = "error"
 
     def boundingRect(self) -> QRectF:
         return QRectF(-self.R - 1, -self.R - 1, 2 * self.R + 2, 2 * self.R + 2)
@@ -118,7 +126,7 @@ class BadgeItem(QGraphicsItem):
               widget: QWidget | None = None) -> None:
         c = theme.colors()
         painter.setPen(QPen(c.card, 1.5))
-        painter.setBrush(c.error)
+        painter.setBrush(c.error if self.kind == "error" else WARNING)
         painter.drawEllipse(QPointF(0, 0), self.R, self.R)
         painter.setPen(QColor("#ffffff"))
         font = QFont(_Fonts.get().title)
@@ -140,6 +148,7 @@ class NodeItem(QGraphicsItem):
         self.count_text = ""
         self.time_text = ""  # "× T" on recurrent layers: the card stands for T steps of the cell
         self.problem: str | None = None
+        self.warnings: list[str] = []
         self.tint: QColor | None = None
         self.edges: set["EdgeItem"] = set()
         self.inputs: dict[str, PortItem] = {}
@@ -215,8 +224,12 @@ class NodeItem(QGraphicsItem):
         steps = time_steps(node.layer.category, in_shapes)
         self.time_text = f"× {steps}" if steps else ""
         self.problem = wiring.problems.get(self.node_id)
-        self.badge.setVisible(self.problem is not None)
-        self.badge.setToolTip(self.problem or "")
+        self.warnings = wiring.warnings.get(self.node_id, [])
+        self.badge.kind = "error" if self.problem else "warning"
+        self.badge.setVisible(self.problem is not None or bool(self.warnings))
+        self.badge.setToolTip(self.problem or "<br>".join(html.escape(w) for w in self.warnings)
+                              + ("<br><i>Select the node: the Inspector offers a fix.</i>" if self.warnings else ""))
+        self.badge.update()
         unrolled = f"<br>Unrolled over T = {steps} time steps (× {steps})." if steps else ""
         self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{node.layer.help}{unrolled}")
         sources = wiring.into.get(self.node_id, {})

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -37,13 +37,13 @@ from PySide6.QtWidgets import (
 
 from engine.data import GENERATORS, class_balance, make_dataset, read_table_preview
 from engine.errors import BackpropError
-from studio.panels.inspector import FloatSpinBox
+from studio.panels.image_samples import FILE_FILTER, ImageSampleGrid, file_spec
+from studio.panels.inspector import FloatSpinBox, format_ints, parse_ints
 from studio.panels.param_form import ParamForm
 from studio.panels.training_panel import commit_training
 from studio.plots.boundary import class_color
 from studio.plots.common import palette_colors
 
-FILE_FILTER = "Data files (*.csv *.tsv *.npz);;All files (*)"
 PREVIEW_POINTS = 1500
 
 
@@ -89,7 +89,7 @@ class DatasetPanel(QWidget):
     def _build_source(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.src_builtin = QRadioButton("Built-in")
-        self.src_file = QRadioButton("File (CSV / NPZ)")
+        self.src_file = QRadioButton("File or image folder")
         self.src_group = QButtonGroup(self)
         self.src_group.addButton(self.src_builtin)
         self.src_group.addButton(self.src_file)
@@ -124,11 +124,26 @@ class DatasetPanel(QWidget):
         self.path = QLineEdit()
         self.path.setPlaceholderText("data.csv (relative to the graph file)")
         self.path.editingFinished.connect(lambda: self._set_file("path", self.path.text().strip()))
-        browse = QPushButton("Browse…")
+        browse = QPushButton("File…")
+        browse.setToolTip("a CSV/TSV table, an NPZ (X, y), or MNIST-style IDX images")
         browse.clicked.connect(self._browse)
+        folder = QPushButton("Folder…")
+        folder.setToolTip("a folder of PNG/JPEG images with one sub-folder per class")
+        folder.clicked.connect(self._browse_folder)
         row = QHBoxLayout()
         row.addWidget(self.path, 1)
         row.addWidget(browse)
+        row.addWidget(folder)
+        self.labels = QLineEdit()
+        self.labels.setPlaceholderText("train-labels-idx1-ubyte")
+        self.labels.setToolTip("the IDX label file that belongs to the IDX images")
+        self.labels.editingFinished.connect(lambda: self._set_file("labels", self.labels.text().strip()))
+        self.image_size = QLineEdit()
+        self.image_size.setPlaceholderText("as the images are, or e.g. 28, 28")
+        self.image_size.setToolTip("resize every image to height, width (needed when their sizes differ)")
+        self.image_size.editingFinished.connect(
+            lambda: self._set_file("size", parse_ints(self.image_size.text()) if self.image_size.text().strip()
+                                   else None))
         self.target = QComboBox()
         self.target.setToolTip("the column the network predicts; the other columns are its inputs")
         self.target.activated.connect(lambda _: self._set_file("target", self.target.currentText() or None))
@@ -143,10 +158,13 @@ class DatasetPanel(QWidget):
         self.table.setMinimumHeight(120)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         form.addRow("file", row)
+        form.addRow("labels file", self.labels)
+        form.addRow("image size", self.image_size)
         form.addRow("target column", self.target)
         form.addRow("task", self.task)
         form.addRow(self.table)
         self.file_box = box
+        self.file_form = form
         return box
 
     def _build_split(self) -> QGroupBox:
@@ -180,11 +198,15 @@ class DatasetPanel(QWidget):
         self.summary.setWordWrap(True)
         self.error = QLabel()
         self.error.setWordWrap(True)
+        self.error.setTextFormat(Qt.TextFormat.RichText)  # the messages are HTML-escaped
         self.error.setStyleSheet("color: #e5484d")
         self.fix_input = QPushButton("Set the Input shape to match")
         self.fix_input.clicked.connect(self._match_input)
         self.fix_input.hide()
+        self.samples = ImageSampleGrid()  # image datasets: samples with their labels, instead of the scatter
+        self.samples.hide()
         col.addWidget(self.plot, 1)
+        col.addWidget(self.samples)
         col.addWidget(self.summary)
         col.addWidget(self.error)
         col.addWidget(self.fix_input)
@@ -243,7 +265,9 @@ class DatasetPanel(QWidget):
         else:
             spec[key] = value
         if key == "path":
-            spec.pop("target", None)
+            spec = {k: v for k, v in spec.items() if k == "task"}
+            full = Path(value) if Path(value).is_absolute() else self._base_dir() / value
+            spec.update(file_spec(value, full, lambda p: self._relative(p)))
         self._set_dataset(spec, f"dataset {key}")
 
     def _set_split(self, key: str, value: float) -> None:
@@ -257,6 +281,12 @@ class DatasetPanel(QWidget):
     def _browse(self) -> None:
         start = str(self._base_dir())
         chosen, _ = QFileDialog.getOpenFileName(self, "Choose a data file", start, FILE_FILTER)
+        if chosen:
+            self._set_file("path", self._relative(Path(chosen)))
+
+    def _browse_folder(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Choose an image folder (one sub-folder per class)",
+                                                  str(self._base_dir()))
         if chosen:
             self._set_file("path", self._relative(Path(chosen)))
 
@@ -296,7 +326,7 @@ class DatasetPanel(QWidget):
         spec = self._spec()
         is_file = "path" in spec
         quiet = (self.src_builtin, self.src_file, self.generator, self.val, self.test, self.path, self.target,
-                 self.task)
+                 self.task, self.labels, self.image_size)
         for w in quiet:
             w.blockSignals(True)
         try:
@@ -313,6 +343,9 @@ class DatasetPanel(QWidget):
                     self.gen_form.set_values(spec)
             else:
                 self.path.setText(str(spec.get("path", "")))
+                self.labels.setText(str(spec.get("labels", "")))
+                self.image_size.setText(format_ints(spec["size"]) if "size" in spec else "")
+                self._show_file_rows(spec)
                 self.task.setCurrentIndex(max(0, self.task.findData(spec.get("task"))))
             self.val.setValue(float(b.get("val_split", 0.0) or 0.0))
             self.test.setValue(float(b.get("test_split", 0.0) or 0.0))
@@ -336,6 +369,7 @@ class DatasetPanel(QWidget):
             self.error.setText(html.escape(str(err)))
             self.summary.clear()
             self.scatter.setData([], [])
+            self.samples.set_dataset(None)
             return
         self.dataset, self.preview_error = ds, ""
         self._show(ds)
@@ -381,6 +415,12 @@ class DatasetPanel(QWidget):
             counts = ", ".join(f"{html.escape(str(k))}: {v}" for k, v in balance.items())
             parts.append(f"classes — {counts}")
         self.summary.setText(" · ".join(parts))
+        image = ds.layout == "image"
+        self.plot.setVisible(not image)
+        self.samples.set_dataset(ds if image else None)
+        if image:
+            self._check_input(ds)
+            return
         _, fg, _ = palette_colors()
         if ds.task == "classification" and X.shape[1] >= 2:
             y = np.asarray(ds.y).reshape(-1).astype(int)
@@ -394,6 +434,20 @@ class DatasetPanel(QWidget):
             self.summary.setText(self.summary.text() + " · (no 2-D picture: more than two features)")
         self.plot.autoRange()
         self._check_input(ds)
+
+    def _show_file_rows(self, spec: dict[str, Any]) -> None:
+        """Labels for IDX images, a size for image folders, a target column for tables."""
+        from engine.data.image_files import looks_like_idx
+
+        raw = str(spec.get("path") or "")
+        full = Path(raw) if Path(raw).is_absolute() else self._base_dir() / raw
+        folder = bool(raw) and full.is_dir()
+        idx = "labels" in spec or (bool(raw) and looks_like_idx(full))
+        table = not folder and not idx and full.suffix.lower() != ".npz"
+        self.file_form.setRowVisible(self.labels, idx)
+        self.file_form.setRowVisible(self.image_size, folder)
+        self.file_form.setRowVisible(self.target, table)
+        self.file_form.setRowVisible(self.table, table)
 
     def _check_input(self, ds: Any) -> None:
         graph = self.document.graph

@@ -34,6 +34,7 @@ from engine.errors import BackpropError
 from engine.layers.base import ParamSpec
 from studio import edits, theme
 from studio.document import Document
+from studio.panels.size_arithmetic import SizeArithmeticBox
 
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e12
@@ -135,7 +136,9 @@ class InspectorPanel(QWidget):
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet(f"color: {theme.colors().error.name()};")
-        for w in (self.title, self.help):
+        self.arithmetic = SizeArithmeticBox(document)  # conv/pool: the output-size formula, live
+        self.arithmetic.refused.connect(self._refuse)
+        for w in (self.title, self.arithmetic, self.help):
             self._layout.addWidget(w)
         self._layout.addLayout(self.form)
         self._layout.addWidget(self.problem)
@@ -160,6 +163,7 @@ class InspectorPanel(QWidget):
         self._specs.clear()
         self.error.clear()
         if node_id is None:
+            self.arithmetic.show_node(None)
             self._show_empty(count)
             return
         node = self.document.graph.node(node_id)
@@ -249,6 +253,7 @@ class InspectorPanel(QWidget):
             finally:
                 editor.blockSignals(False)
             editor.setEnabled(self._specs[name].is_enabled(node.params))
+        self.arithmetic.show_node(self.node_id)
         problem = self.document.problem_for(self.node_id)
         if problem:
             color = theme.colors().error.name()

@@ -84,6 +84,9 @@ class TrainingWorkspace(QObject):
         self.plots: dict[str, PlotPanel] = {"curves": self.curves, "gradients": self.gradients,
                                             "activations": self.activations, "boundary": self.boundary,
                                             "through_time": self.through_time}
+        from studio.views.cnn import cnn_views  # feature maps, filters, class report
+
+        self.plots.update(cnn_views(self.controller))
         self.runs_panel = RunsPanel()
         self.overlay = GradientOverlay(window.scene, window.view, self.document)
         self.actions: dict[str, QAction] = {}
@@ -183,8 +186,9 @@ class TrainingWorkspace(QObject):
             self.training_dock = w.add_panel(self.training_panel, "Training", "dock_training", right)
         if not getattr(w, "_restored", False):
             first = docks["gradients"]
-            for key in ("curves", "activations", "boundary", "through_time"):
-                w.tabifyDockWidget(first, docks[key])
+            for key in docks:
+                if key != "gradients":
+                    w.tabifyDockWidget(first, docks[key])
             summary = w.docks.get("dock_summary")
             if summary is not None:
                 w.tabifyDockWidget(first, summary)

@@ -1,0 +1,117 @@
+"""Feature maps, Filters and Class report while and after training LeNet-5 on the digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.graph import Graph
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+COMPILE_MS = 180_000
+LENET_MAPS = {"c1": 6, "p1": 6, "c2": 16, "p2": 16}
+
+
+def _open_lenet(window, tmp_path, epochs: int):
+    graph = Graph.load(EXAMPLES / "lenet5_digits.json")
+    graph.training["epochs"] = epochs
+    path = tmp_path / "lenet.json"
+    graph.save(path)
+    assert window.files.open(path)
+    return window.training
+
+
+def _fresh_frames(panel, qtbot, after: int) -> None:
+    qtbot.waitUntil(lambda: panel.frames > after, timeout=COMPILE_MS)
+
+
+def test_feature_maps_follow_the_training_with_one_map_per_channel_at_a_bounded_rate(window, qtbot, tmp_path):
+    ws = _open_lenet(window, tmp_path, epochs=40)
+    maps = ws.plots["feature_maps"]
+    ws.panel_docks["feature_maps"].raise_()
+    ws.actions["train"].trigger()
+    _fresh_frames(maps, qtbot, 0)
+    qtbot.waitUntil(lambda: ws.controller.record.n_steps > 0, timeout=COMPILE_MS)
+    first = maps.rows["c1"].image.image.copy()
+    seen = maps.frames
+    _fresh_frames(maps, qtbot, seen)  # redrawn while the run goes on
+    assert ws.controller.busy
+    assert maps.counts == LENET_MAPS
+    assert maps.nodes == list(LENET_MAPS)
+    # 6 maps of 8×8 side by side with 1-pixel gaps; 16 of 2×2 in one row
+    assert maps.rows["c1"].image.image.shape == (8, 6 * 9 - 1)
+    assert maps.rows["p2"].image.image.shape == (2, 16 * 3 - 1)
+    qtbot.waitUntil(lambda: not np.array_equal(maps.rows["c1"].image.image, first), timeout=20_000)
+    assert maps.examples.split == "test" and len(maps.examples) == 359
+    assert np.median(maps.draw_ms) < 100  # a redraw is short (the first ones wait for the trainer's kernel load)
+    qtbot.wait(1200)
+    assert ws.controller.busy
+    recent = [t for t in maps.draw_times if t >= maps.draw_times[-1] - 1.2]
+    assert len(recent) >= 2 and np.diff(recent).min() >= 1 / maps.max_hz - 0.01  # ≤ 4 redraws a second
+    ws.controller.stop(wait=10.0)
+    qtbot.waitUntil(lambda: not ws.controller.busy, timeout=20_000)
+
+
+def test_hidden_feature_maps_cost_nothing(window, qtbot, tmp_path):
+    ws = _open_lenet(window, tmp_path, epochs=2)
+    ws.panel_docks["curves"].raise_()
+    ws.actions["train"].trigger()
+    qtbot.waitUntil(lambda: not ws.controller.busy, timeout=COMPILE_MS)
+    assert ws.plots["feature_maps"].frames == 0 and ws.plots["filters"].frames == 0
+
+
+@pytest.fixture
+def trained(window, qtbot, tmp_path):
+    ws = _open_lenet(window, tmp_path, epochs=3)
+    ws.panel_docks["class_report"].raise_()
+    ws.actions["train"].trigger()
+    qtbot.waitUntil(lambda: not ws.controller.busy, timeout=COMPILE_MS)
+    report = ws.plots["class_report"]
+    qtbot.waitUntil(lambda: report.report is not None and not report.controller.busy and
+                    report._drawn is not None and report._drawn[-1] is False, timeout=10_000)
+    return ws
+
+
+def test_confusion_matrix_counts_every_test_example_once(trained):
+    report = trained.plots["class_report"]
+    run = trained.controller.run
+    assert report.examples.split == "test"
+    assert report.report.confusion.shape == (10, 10)
+    assert report.report.confusion.sum() == len(run.test) == 359
+    predicted = np.argmax(run.model.predict(np.ascontiguousarray(run.test.X)), axis=1)
+    assert np.trace(report.report.confusion) == int(np.sum(predicted == run.test.y))
+    wrong = int(np.sum(predicted != run.test.y))
+    assert report.gallery.count() == min(wrong, 48)
+    assert f"{359 - wrong:,} of 359" in report.heading.text()
+
+
+def test_clicking_a_misclassified_example_shows_it_in_the_feature_maps(trained, qtbot):
+    report, maps = trained.plots["class_report"], trained.plots["feature_maps"]
+    if report.gallery.count() == 0:
+        pytest.fail("three epochs of LeNet on the digits left no test example misclassified to click")
+    item = report.gallery.item(report.gallery.count() - 1)
+    index = item.data(256)  # Qt.UserRole
+    rect = report.gallery.visualItemRect(item)
+    from PySide6.QtCore import Qt
+
+    qtbot.mouseClick(report.gallery.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert maps.index == index and maps.picker.value() == index
+    qtbot.waitUntil(lambda: maps.on_screen() and f"label <b>{maps.examples.label(int(maps.examples.y[index]))}" in
+                    maps.info.text(), timeout=5000)
+    assert "✗" in maps.info.text()  # it is one the network gets wrong
+    true = int(maps.examples.y[index])
+    assert maps.predicted is not None and maps.predicted != true
+
+
+def test_filters_show_the_first_convolution_kernels(trained, qtbot):
+    filters = trained.plots["filters"]
+    trained.panel_docks["filters"].raise_()
+    qtbot.waitUntil(lambda: filters.frames > 0, timeout=5000)
+    assert filters.node == "c1" and filters.shape == (6, 1, 5, 5)
+    grid = filters.image.image
+    assert grid.shape == (5, 6 * 6 - 1)
+    W = trained.controller.model.runtimes["c1"].W["W"]
+    m = np.abs(W).max()
+    np.testing.assert_allclose(grid[:, :5], 0.5 + 0.5 * W[0, 0] / m, atol=1e-6)  # 0.5 is a zero weight
