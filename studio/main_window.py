@@ -67,6 +67,11 @@ class MainWindow(QMainWindow):
         from studio.training.workspace import TrainingWorkspace  # docks, toolbar, plots, overlay
 
         self.training = TrainingWorkspace(self)
+        from studio.help import install_help
+        from studio.panels.lessons_panel import install_lessons
+
+        self.lessons = install_lessons(self)
+        install_help(self)
         self._restore_settings()
         self._update_title()
         self._on_selection_changed()
