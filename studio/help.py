@@ -159,7 +159,8 @@ def _menu_paths(window: Any) -> dict[QAction, str]:
 
 
 def _clean(text: str) -> str:
-    return text.replace("&&", "\x00").replace("&", "").replace("\x00", "&").replace("…", "").strip()
+    text = text.replace("&&", "\x00").replace("&", "").replace("\x00", "&").replace("…", "")
+    return re.sub(r"^[^\w(]+", "", text).strip()  # "▶ Train" → "Train": the glyph is the toolbar's
 
 
 def shortcut_rows(window: Any) -> list[tuple[str, str, str]]:
@@ -169,7 +170,7 @@ def shortcut_rows(window: Any) -> list[tuple[str, str, str]]:
     paths = _menu_paths(window)
     seen: set[int] = set()
     rows = []
-    for act in [*paths, *window.actions(), *window.findChildren(QAction)]:
+    for act in [*paths, *QWidget.actions(window), *window.findChildren(QAction)]:
         if id(act) in seen or not act.shortcuts():
             continue
         seen.add(id(act))

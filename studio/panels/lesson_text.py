@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 MATH_FONT = "'DejaVu Serif', 'Cambria Math', 'STIX Two Math', 'Times New Roman', serif"
 
@@ -146,7 +147,7 @@ class _Math:
         if name in ACCENTS:
             inner = self.argument()
             return f"{inner}{ACCENTS[name]}" if _simple(inner) else f"{inner}{ACCENTS[name]}"
-        return html.escape(name)  # unknown: its name, upright (never a raw backslash)
+        return f"{html.escape(name)} "  # unknown: its name, upright (never a raw backslash)
 
     def fraction(self) -> str:
         start = self.i
@@ -194,6 +195,7 @@ def tex_to_html(tex: str) -> str:
     body = body.replace(MINUS, "−")
     body = re.sub(r"  +", " ", body).strip().replace(" \u2009", " ").replace("\u2009 ", " ")
     body = body.replace("( ", "(").replace(" )", ")")
+    body = unicodedata.normalize("NFC", re.sub(r"<i>(\w)</i>([\u0300-\u036f\u20d7])", r"<i>\1\2</i>", body))
     return f"<span style=\"font-family: {MATH_FONT};\">{body}</span>"
 
 

@@ -341,8 +341,8 @@ def checks_html(session: LessonSession, busy: bool) -> str:
     for r in session.results():
         note = f" <span style='color:gray'>({html.escape(r.note)})</span>" if r.note else ""
         rows.append(f"<tr><td style='color:{color[r.status]}; font-size:14pt; padding-right:6px'>"
-                    f"{MARKS[r.status]}</td><td>{html.escape(r.text)}<br><span style='color:gray'>measured "
-                    f"{html.escape(measured_text(r))}</span>{note}</td></tr>")
+                    f"{MARKS[r.status]}</td><td>{html.escape(r.text)}<br><span style='color:gray'>"
+                    f"{html.escape(_measured(r))}</span>{note}</td></tr>")
     live = session.live
     steps = []
     for i, name in enumerate(session.steps):
@@ -357,6 +357,10 @@ def checks_html(session: LessonSession, busy: bool) -> str:
     if session.complete():
         parts.insert(0, confirmation_html(session.lesson, session.results()))
     return "".join(parts)
+
+
+def _measured(r: Result) -> str:
+    return "waiting for its runs" if r.value is None else f"measured {measured_text(r)}"
 
 
 def confirmation_html(lesson: Lesson, results: list[Result]) -> str:

@@ -44,9 +44,9 @@ class MdnSampleLayer:
 
     def __init__(self, plot: pg.PlotItem) -> None:
         color = QColor(SAMPLE_COLOR)
-        color.setAlpha(150)
+        color.setAlpha(120)
         self.scatter = pg.ScatterPlotItem(size=3.5, pen=None, brush=pg.mkBrush(color))
-        self.scatter.setZValue(5)
+        self.scatter.setZValue(-5)  # under the data points, so both stay visible
         plot.addItem(self.scatter)
         self.shown = False
 
