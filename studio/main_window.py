@@ -70,6 +70,11 @@ class MainWindow(QMainWindow):
         from studio.import_onnx import ImportActions  # File → Import ONNX… (adopts weights like File → Open)
 
         self.importer = ImportActions(self)
+        from studio.help import install_help
+        from studio.panels.lessons_panel import install_lessons
+
+        self.lessons = install_lessons(self)
+        install_help(self)
         self._restore_settings()
         self._update_title()
         self._on_selection_changed()

@@ -18,12 +18,14 @@ from PySide6.QtCore import QRectF, QTimer
 from PySide6.QtGui import QColor
 
 from studio.plots.common import PlotPanel, palette_colors, style_plot
+from studio.plots.mdn_samples import MdnSampleLayer
 
 CLASS_COLORS = ("#3d7fd9", "#e07a3f", "#3f9e55", "#8e6bbf", "#d0497a", "#c29b1c", "#2a9d8f", "#9a8450")
 MAX_HZ = 4.0
 BUDGET_MS = 12.0  # one redraw's prediction time the grid resolution adapts to
 MIN_GRID, MAX_GRID = 32, 160
 MAX_SCATTER = 2000
+MDN_TITLE = "Samples of p(y | x) over the data (mixture density output)"
 
 
 def class_color(i: int) -> QColor:
@@ -82,6 +84,7 @@ class BoundaryPanel(PlotPanel):
         self.scatter = pg.ScatterPlotItem(size=6)
         self.plot.addItem(self.scatter)
         self.fit = self.plot.plot([], [], pen=pg.mkPen("#d9453d", width=2.4))
+        self.samples = MdnSampleLayer(self.plot)  # a mixture density head: samples instead of a curve
         self.note = pg.TextItem("", anchor=(0, 0))
         self.note.setParentItem(self.plot.getViewBox())
         self.note.setPos(8, 8)
@@ -247,6 +250,11 @@ class BoundaryPanel(PlotPanel):
         X = self.X
         assert X is not None
         lo, hi = self._bounds(X[:, 0])
+        if self.samples.draw(model, lo, hi):
+            self.fit.setData([], [])
+            if self.plot.titleLabel.text != MDN_TITLE:
+                style_plot(self.plot, MDN_TITLE, "y", "x")
+            return
         xs = np.linspace(lo, hi, 400)
         out = np.asarray(model.predict(xs[:, None]), np.float64).reshape(len(xs), -1)[:, 0]
         self.fit.setData(xs, out)

@@ -82,6 +82,7 @@ class TrainingController(QObject):
     message = Signal(str)  # status-bar text
     failed = Signal(str)  # a run could not start or crashed: the reason
     divergedAt = Signal(str)  # the trainer's divergence message
+    drained = Signal(object)  # the trainer events of one drain (a list), for listeners such as lessons
 
     def __init__(self, document: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -257,6 +258,12 @@ class TrainingController(QObject):
         self.message.emit(f"weights reset (fresh initialisation, seed {seed})")
         self.weightsChanged.emit()
 
+    def forget_weights(self) -> None:
+        """The next run starts from a fresh initialisation even if the design is unchanged
+        (a lesson's run must start as the lesson prepared it)."""
+        if not self.busy:
+            self.model, self._model_key, self._preview = None, None, None
+
     # -- previews ----------------------------------------------------------------------------
     def adopt(self, model: Model, meta: dict[str, Any], graph: Graph) -> None:
         """Hold weights loaded from a model file: Train continues from them, Export writes them."""
@@ -356,6 +363,7 @@ class TrainingController(QObject):
             for event in plain:
                 if isinstance(event, FinishEvent):
                     self._on_finish(record, event)
+            self.drained.emit(plain)
             self.updated.emit()
         if ended:
             self._ended()
