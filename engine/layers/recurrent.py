@@ -121,6 +121,8 @@ def _scratch(kind: str) -> Callable[..., dict[str, tuple[int, ...]]]:
         parts = chunks(n)
         weights = {"wx": (F + 1, G), "wh": (H + 1, G)} if kind == "GRU" else {"w": (F + 1 + H, G)}
         grads = {"d" + name: shape for name, shape in weights.items()}
+        if kind != "GRU":
+            weights["wt"] = (G, F + 1 + H)  # W transposed, for the forward products
         out = {"state": (n, H), "dlast": (n, H), "hn2": (T,), **weights}
         if p["return_sequences"]:
             out["seq"] = (n, T, H)
@@ -226,15 +228,17 @@ def _forward_chunks(rt: NodeRuntime, x: np.ndarray, s: dict[str, np.ndarray],
 def _rnn_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["w"], rt.W["Wx"], _bias_or_none(rt, "b", s), rt.W["Wh"], rt.p["bias"])
+    K.transpose(s["w"], s["wt"])
     code = _code(rt)
-    return _forward_chunks(rt, x, s, lambda xc, c: K.rnn_forward(xc, s["w"], code, c["xh"]))
+    return _forward_chunks(rt, x, s, lambda xc, c: K.rnn_forward(xc, s["wt"], code, c["xh"]))
 
 
 def _lstm_forward(rt, xs):
     x, s = _start(rt, xs)
     K.pack(s["w"], rt.W["Wx"], _bias_or_none(rt, "b", s), rt.W["Wh"], rt.p["bias"])
+    K.transpose(s["w"], s["wt"])
     code = _code(rt)
-    return _forward_chunks(rt, x, s, lambda xc, c: K.lstm_forward(xc, s["w"], code, c["xh"], c["gates"], c["cs"],
+    return _forward_chunks(rt, x, s, lambda xc, c: K.lstm_forward(xc, s["wt"], code, c["xh"], c["gates"], c["cs"],
                                                                   c["acs"]))
 
 
