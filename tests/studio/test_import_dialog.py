@@ -33,15 +33,19 @@ class Classifier(nn.Module):
         return self.head(torch.tanh(self.fc2(h)) + h)
 
 
-@pytest.fixture(scope="module")
-def torch_onnx(tmp_path_factory) -> Path:
+def torch_export(make: type[nn.Module], example_shape: tuple[int, ...], path: Path) -> Path:
+    """The module (seed 0, evaluation mode) through the TorchScript exporter, any batch size."""
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("torch") / "classifier.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Classifier().eval(), (torch.randn(4, 2),), str(path), dynamo=False, input_names=["x"],
-                          output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+        torch.onnx.export(make().eval(), (torch.randn(4, *example_shape),), str(path), dynamo=False,
+                          input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
     return path
+
+
+@pytest.fixture(scope="module")
+def torch_onnx(tmp_path_factory) -> Path:
+    return torch_export(Classifier, (2,), tmp_path_factory.mktemp("torch") / "classifier.onnx")
 
 
 def choose(monkeypatch, path: Path) -> None:
@@ -134,13 +138,7 @@ class DigitsLeNet(nn.Module):
 
 @pytest.fixture(scope="module")
 def lenet_onnx(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("torch") / "lenet.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(DigitsLeNet().eval(), (torch.randn(4, 1, 8, 8),), str(path), dynamo=False,
-                          input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
-    return path
+    return torch_export(DigitsLeNet, (1, 8, 8), tmp_path_factory.mktemp("torch") / "lenet.onnx")
 
 
 def test_an_imported_lenet_opens_as_a_conv_graph_and_fine_tunes_on_digits(window, lenet_onnx, monkeypatch, qtbot):
