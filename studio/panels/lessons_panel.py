@@ -111,8 +111,8 @@ class LessonsPanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.text)
         split.addWidget(self.checks)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
         self.step_label = QLabel()
         self.step_label.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -282,6 +282,11 @@ class LessonsPanel(QWidget):
             return
         continuing = self.controller.model is not None  # a fresh run has no model until it is prepared
         live = self.session.run_started(record, self.window.document.graph, continuing)
+        ghost = self.session.previous_record()
+        if ghost is not None and ghost is not record:
+            # the plots drop a ghost that is their current run, so the step before is set again now
+            # that the new run is shown (the workspace showed it on the same signal, connected first)
+            self.training.set_ghost(ghost)
         if live.reason:
             self.window.show_status(f"Lesson: {live.reason}", 12000)
         self.refresh_checks(force=True)

@@ -81,6 +81,9 @@ def test_walk_a_lesson_from_start_to_confirmation(qtbot, window):
     shown = checks_text(panel)
     assert "Lesson complete: you saw it" in shown and "(1 ≥ 1)" in shown
     assert window.training.ghost is first_record
+    for key in ("curves", "gradients"):  # drawn behind the new run in the plots
+        assert window.training.plots[key].ghost is first_record
+        assert window.training.plots[key].record is panel.session.records["hidden"]
     assert LessonProgress().status(LESSON) == DONE
     panel.show_list()
     row = next(panel.list.item(i) for i in range(panel.list.count())
