@@ -100,3 +100,17 @@ def test_a_run_continuing_from_trained_weights_is_not_counted(qtbot, window):
     assert panel.session.live.run is None and "continued from trained weights" in panel.session.live.reason
     assert panel.session.records["no_hidden"] is counted
     assert "not checked" in checks_text(panel)
+
+
+def test_no_stale_dock_tab_bar_is_left_on_screen(qtbot, window):
+    """Tabifying the Lessons dock must not leave a second, dead tab bar over the canvas or a dock title."""
+    from PySide6.QtWidgets import QTabBar
+
+    qtbot.wait(50)
+    seen: dict[str, int] = {}
+    for bar in window.findChildren(QTabBar):
+        if bar.parentWidget() is window and bar.isVisible():
+            for i in range(bar.count()):
+                seen[bar.tabText(i)] = seen.get(bar.tabText(i), 0) + 1
+    assert seen.get("Lessons") == 1 and seen.get("Inspector") == 1
+    assert all(n == 1 for n in seen.values()), seen
