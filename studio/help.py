@@ -56,7 +56,7 @@ def page_title(path: Path) -> str:
     try:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.startswith("# "):
-                return line[2:].strip()
+                return line[2:].replace("`", "").strip()
     except (OSError, UnicodeDecodeError):
         pass
     return path.stem
@@ -71,7 +71,8 @@ class UserGuide(QDialog):
         self.folder = folder or docs_dir()
         self.pages = guide_pages(self.folder)
         self.index = QListWidget()
-        self.index.setMaximumWidth(220)
+        self.index.setMaximumWidth(260)
+        self.index.setWordWrap(True)
         self.browser = QTextBrowser()
         self.browser.setOpenLinks(False)
         self.browser.anchorClicked.connect(self.follow)
@@ -174,7 +175,9 @@ def shortcut_rows(window: Any) -> list[tuple[str, str, str]]:
         if id(act) in seen or not act.shortcuts():
             continue
         seen.add(id(act))
-        keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in act.shortcuts())
+        keys = ", ".join(k for k in (s.toString(QKeySequence.SequenceFormat.NativeText) for s in act.shortcuts()) if k)
+        if not keys:  # a standard key this platform does not bind
+            continue
         rows.append((_clean(act.text()), keys, paths.get(act, "(canvas)")))
     return rows
 
@@ -189,6 +192,7 @@ class ShortcutsDialog(QDialog):
         self.table = QTableWidget(len(rows), 3)
         self.table.setHorizontalHeaderLabels(["Command", "Keys", "Menu"])
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         for r, row in enumerate(rows):
             for c, text in enumerate(row):

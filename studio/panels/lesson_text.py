@@ -88,7 +88,8 @@ class _Math:
         while (tok := self.peek()) is not None and tok[0] in ("^", "_"):
             self.take()
             tag = "sup" if tok[0] == "^" else "sub"
-            base += f"<{tag}>{self.argument()}</{tag}>"
+            script = self.argument().replace(" ", "").replace("\u2009", "")  # scripts are set tight
+            base += f"<{tag}>{script}</{tag}>"
         return base
 
     def argument(self) -> str:

@@ -111,8 +111,8 @@ class LessonsPanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.text)
         split.addWidget(self.checks)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
         self.step_label = QLabel()
         self.step_label.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -193,6 +193,7 @@ class LessonsPanel(QWidget):
 
     def showEvent(self, event: Any) -> None:  # noqa: N802
         self.ensure_loaded()
+        QTimer.singleShot(0, lambda: hide_stale_tab_bars(self.window))
         super().showEvent(event)
 
     # -- walking a lesson -----------------------------------------------------------------------
@@ -282,6 +283,11 @@ class LessonsPanel(QWidget):
             return
         continuing = self.controller.model is not None  # a fresh run has no model until it is prepared
         live = self.session.run_started(record, self.window.document.graph, continuing)
+        ghost = self.session.previous_record()
+        if ghost is not None and ghost is not record:
+            # the plots drop a ghost that is their current run, so the step before is set again now
+            # that the new run is shown (the workspace showed it on the same signal, connected first)
+            self.training.set_ghost(ghost)
         if live.reason:
             self.window.show_status(f"Lesson: {live.reason}", 12000)
         self.refresh_checks(force=True)
@@ -388,6 +394,7 @@ def install_lessons(window: Any) -> LessonsPanel:
     if palette is not None and not getattr(window, "_restored", False):
         window.tabifyDockWidget(palette, dock)
         palette.raise_()
+        QTimer.singleShot(0, lambda: hide_stale_tab_bars(window))
     menu = window.add_menu("&Lessons")
     show = QAction("Show &Lessons", window)
     show.setShortcut(QKeySequence("Ctrl+Shift+L"))
@@ -419,9 +426,33 @@ def install_lessons(window: Any) -> LessonsPanel:
     return panel
 
 
+def hide_stale_tab_bars(window: Any) -> None:
+    """Hide dock tab bars Qt left behind when docks were tabified before the first layout.
+
+    QMainWindow keeps such a bar visible at its old place (over the canvas or a dock title)
+    although the group has a live bar below its docks; the stale one repeats the live one's tabs.
+    """
+    from PySide6.QtWidgets import QTabBar
+
+    bars = [b for b in window.findChildren(QTabBar) if b.parentWidget() is window and b.isVisible()]
+    docks = {d.windowTitle(): d for d in window.docks.values()}
+    for bar in bars:
+        tabs = [bar.tabText(i) for i in range(bar.count())]
+        group = [docks[t] for t in tabs if t in docks]
+        if not group:
+            continue
+        shown = [d for d in group if d.isVisible() and not d.isFloating()]
+        edge = max((d.geometry().bottom() for d in shown), default=None)
+        near = edge is not None and abs(bar.geometry().top() - edge) <= 8
+        twin = any(b is not bar and set(tabs) <= {b.tabText(i) for i in range(b.count())} for b in bars)
+        if twin and not near:
+            bar.hide()
+
+
 def show_dock(window: Any, dock: Any) -> None:
     """Bring the Lessons dock forward, wide enough to read a lesson beside the canvas."""
     dock.show()
     dock.raise_()
     if not dock.isFloating():
         window.resizeDocks([dock], [max(dock.width(), LESSON_DOCK_WIDTH)], Qt.Orientation.Horizontal)
+    hide_stale_tab_bars(window)

@@ -30,7 +30,7 @@ def test_formulas_read_like_print(tex, shown):
 
 def test_scripts_are_real_sub_and_superscripts():
     html = tex_to_html(r"\sum_{k=1}^{K} \pi_k(x)\, x^{2}")
-    assert "<sub><i>k</i> = 1</sub><sup><i>K</i></sup>" in html
+    assert "<sub><i>k</i>=1</sub><sup><i>K</i></sup>" in html
     assert "π<sub><i>k</i></sub>" in html and "<sup>2</sup>" in html
 
 

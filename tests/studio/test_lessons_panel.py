@@ -81,6 +81,9 @@ def test_walk_a_lesson_from_start_to_confirmation(qtbot, window):
     shown = checks_text(panel)
     assert "Lesson complete: you saw it" in shown and "(1 ≥ 1)" in shown
     assert window.training.ghost is first_record
+    for key in ("curves", "gradients"):  # drawn behind the new run in the plots
+        assert window.training.plots[key].ghost is first_record
+        assert window.training.plots[key].record is panel.session.records["hidden"]
     assert LessonProgress().status(LESSON) == DONE
     panel.show_list()
     row = next(panel.list.item(i) for i in range(panel.list.count())
@@ -97,3 +100,17 @@ def test_a_run_continuing_from_trained_weights_is_not_counted(qtbot, window):
     assert panel.session.live.run is None and "continued from trained weights" in panel.session.live.reason
     assert panel.session.records["no_hidden"] is counted
     assert "not checked" in checks_text(panel)
+
+
+def test_no_stale_dock_tab_bar_is_left_on_screen(qtbot, window):
+    """Tabifying the Lessons dock must not leave a second, dead tab bar over the canvas or a dock title."""
+    from PySide6.QtWidgets import QTabBar
+
+    qtbot.wait(50)
+    seen: dict[str, int] = {}
+    for bar in window.findChildren(QTabBar):
+        if bar.parentWidget() is window and bar.isVisible():
+            for i in range(bar.count()):
+                seen[bar.tabText(i)] = seen.get(bar.tabText(i), 0) + 1
+    assert seen.get("Lessons") == 1 and seen.get("Inspector") == 1
+    assert all(n == 1 for n in seen.values()), seen
