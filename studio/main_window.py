@@ -113,8 +113,9 @@ class MainWindow(QMainWindow):
         self._action("rename", "&Rename Node", self.rename_selected, "F2")
         self._action("zoom_in", "Zoom &In", self.view.zoom_in, [S.ZoomIn, "Ctrl+="], "zoom-in", "Zoom in")
         self._action("zoom_out", "Zoom &Out", self.view.zoom_out, S.ZoomOut, "zoom-out", "Zoom out")
-        self._action("zoom_reset", "&Actual Size", self.view.reset_zoom, "Ctrl+0")
-        self._action("fit", "&Fit to View", self.view.fit_all, ["Home", "F"], "fit",
+        self._action("zoom_reset", "&Actual Size", lambda: self.view.reset_zoom(), "Ctrl+0", "zoom-reset",
+                     "Zoom to 100 % (Ctrl+0)")
+        self._action("fit", "&Fit to View", lambda: self.view.fit_all(), ["Home", "F"], "fit",
                      "Show the whole graph (or the selection)")
         self._action("layout", "Auto-&Layout", self.auto_layout, "Ctrl+L", "layout",
                      "Arrange the graph in columns, left to right")
@@ -173,7 +174,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([a["duplicate"], a["delete"]])
         tb.addSeparator()
-        tb.addActions([a["zoom_out"], a["zoom_in"], a["fit"], a["layout"]])
+        tb.addActions([a["zoom_out"], a["zoom_in"], a["zoom_reset"], a["fit"], a["layout"]])
         self.add_toolbar(tb)
 
     def _create_panels(self) -> None:
