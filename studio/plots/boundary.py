@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QTimer
 from PySide6.QtGui import QColor
 
-from studio.plots.common import PlotPanel, palette_colors, style_plot
+from studio.plots.common import PlotPanel, palette_colors, readable_axes, style_plot
 
 CLASS_COLORS = ("#3d7fd9", "#e07a3f", "#3f9e55", "#8e6bbf", "#d0497a", "#c29b1c", "#2a9d8f", "#9a8450")
 MAX_HZ = 4.0
@@ -72,7 +72,7 @@ class BoundaryPanel(PlotPanel):
         return self.X is not None or super().has_content()
 
     def _build(self) -> None:
-        self.plot: pg.PlotItem = self.glw.addPlot()
+        self.plot: pg.PlotItem = self.add_cell().addPlot(row=0, col=0, axisItems=readable_axes())
         self.plot.setAspectLocked(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setZValue(-20)
