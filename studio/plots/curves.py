@@ -74,6 +74,7 @@ class CurvesPanel(PlotPanel):
         self.acc_note.setParentItem(self.acc_plot.getViewBox())
         self._ghost_key: tuple[int, int] | None = None
         self._ghost_steps: tuple[np.ndarray, np.ndarray] | None = None
+        self._ghost_losses = np.zeros(0)
         self._epochs_key: tuple[int, int] | None = None
         self._range_owner: tuple[int, int] | None = None
         self.step_range = SteadyRange(self.step_plot)
@@ -113,14 +114,16 @@ class CurvesPanel(PlotPanel):
         self._fit_step_range(rec, steps, loss)
 
     def _fit_step_range(self, rec: RunRecord | None, steps: np.ndarray, loss: np.ndarray) -> None:
-        """Per-step view: this run and the ghost, x growing in steps, y in whole decades."""
+        """Per-step view, x growing in steps, y in whole decades: x follows the shown run (a
+        longer ghost is cut, not stretching a short run), y covers the run and the ghost."""
         owner = (id(rec), id(self.ghost))
         if owner != self._range_owner:
             self._range_owner = owner
             for steady in (self.step_range, self.loss_range, self.acc_range):
                 steady.reset()
         if self._ghost_steps is not None:
-            steps = np.concatenate([steps, self._ghost_steps[0]])
+            if not len(steps):
+                steps = self._ghost_steps[0]
             loss = np.concatenate([loss, self._ghost_steps[1]])
         if len(steps):
             done = rec is None or rec.finish is not None
@@ -139,7 +142,7 @@ class CurvesPanel(PlotPanel):
         self._set_epoch_curve(self.acc_val, *self._epoch_data(table, "val_acc"), log=False)
         epochs = table["epoch"]
         if len(epochs):
-            losses = np.concatenate([table["train_loss"], table["val_loss"]])
+            losses = np.concatenate([table["train_loss"], table["val_loss"], self._ghost_losses])
             done = rec.finish is not None
             self.loss_range.update(0.5, float(epochs[-1]) + 0.5, log_range(losses, span=0.5), exact=done)
             self.acc_range.update(0.5, float(epochs[-1]) + 0.5, (0.0, 1.02), exact=done)
@@ -158,10 +161,14 @@ class CurvesPanel(PlotPanel):
         curves = (self.step_ghost, self.loss_ghost_train, self.loss_ghost_val, self.acc_ghost_train,
                   self.acc_ghost_val)
         self._ghost_steps = None
+        self._ghost_losses = np.zeros(0)
+        self._epochs_key = None  # the epoch axes take the ghost's losses into account
+        self.step_legend.removeItem(self.step_ghost)
         if ghost is None:
             for c in curves:
                 c.setData([], [])
             return
+        self.step_legend.addItem(self.step_ghost, f"ghost: {ghost.label}")
         steps, loss, _ = ghost.step_view(STEP_POINTS // 2)
         self._ghost_steps = (steps, loss)
         self.step_ghost.setData(steps, positive(loss))
@@ -171,3 +178,4 @@ class CurvesPanel(PlotPanel):
         for curve, name, log in pairs:
             x, y = self._epoch_data(table, name)
             curve.setData(x, positive(y) if log else y)
+        self._ghost_losses = np.concatenate([table["train_loss"], table["val_loss"]])

@@ -66,6 +66,15 @@ def ratio_text(first: float, last: float) -> str:
     return f"first ÷ last layer gradient: 10{superscript(round(exp))} ({r:.1e}×)"
 
 
+def flow_text(rec: RunRecord, norms: np.ndarray) -> str:
+    """The bars' headline: the first ÷ last ratio, or that the run diverged (its norms are no
+    picture of healthy flow then)."""
+    if rec.diverged is not None:
+        where = f" in {rec.diverged.node}" if rec.diverged.node else ""
+        return f"diverged at step {rec.diverged.step:,}{where}: no flow to read"
+    return ratio_text(norms[0], norms[-1]) if len(norms) > 1 else ""
+
+
 class GradientPanel(PlotPanel):
     """Per-layer gradient norms: curves (log), bars by depth, heat map (see module docstring)."""
 
@@ -100,6 +109,7 @@ class GradientPanel(PlotPanel):
         self._nodes: list[str] = []
         self._ghost_key: tuple[int, int] | None = None
         self._ghost_last = 0.0
+        self._ghost_norms = self._ghost_values = np.zeros(0)
         self._heat_at = 0.0
         self.values = np.zeros(0)
         self.curves_range = SteadyRange(self.curves_plot)
@@ -163,19 +173,20 @@ class GradientPanel(PlotPanel):
 
     def _draw(self) -> None:
         rec = self.record
-        if rec is None:
-            self._ensure_curves([])
-            self._draw_ghost()
-            return
-        self._ensure_curves(rec.nodes)
-        if not rec.nodes or not rec.n_steps:
-            self.values = np.zeros(len(rec.nodes))
+        self._ensure_curves(rec.nodes if rec is not None else [])
+        self._draw_ghost()
+        if rec is None or not rec.nodes or not rec.n_steps:
+            self.values = np.zeros(len(rec.nodes) if rec is not None else 0)
             for curve in self.curves:
                 curve.setData([], [])
             self.bars.setOpts(x=[], height=[])
             self.heat.clear()
             self._set_ratio("")
-            self._draw_ghost()
+            if len(self._ghost_values):  # only the ghost: its own scale
+                lo, hi = log_range(self._ghost_values)
+                self._place_ghost_bars(lo)
+                self.bars_plot.setYRange(lo, hi + 0.3, padding=0)
+                self.curves_range.update(0.0, self._ghost_last, (lo, hi), exact=True)
             return
         owner = (id(rec), id(self.ghost))
         if owner != self._range_owner:  # a new run or ghost: views start over
@@ -188,16 +199,18 @@ class GradientPanel(PlotPanel):
             curve.setData(steps, positive(grads[:, i]))
         self.values = rec.recent_norms(RECENT)
         lo, hi = log_range(np.concatenate([self.values, grads.ravel()]))
+        if len(self._ghost_values):  # the comparison must stay on the axes (a vanishing ghost sits decades lower)
+            lo, hi = min(lo, log_range(self._ghost_values)[0]), max(hi, log_range(self._ghost_values)[1])
         with np.errstate(divide="ignore"):
             logs = np.log10(np.where(self.values > 0, self.values, 10.0 ** lo))
         self.bars.setOpts(x=np.arange(len(logs)), height=logs - lo, y0=lo)
         self.bars_plot.setYRange(lo, hi + 0.3, padding=0)
-        self._set_ratio(ratio_text(self.values[0], self.values[-1]) if len(self.values) > 1 else "")
+        self._place_ghost_bars(lo)
+        self._set_ratio(flow_text(rec, self.values))
         now = time.perf_counter()
         if now - self._heat_at >= HEAT_INTERVAL or rec.finish is not None:
             self._heat_at = now  # the long view changes slowly; re-rendering it each frame cost the trainer
             self._draw_heat(rec, steps, grads, lo, hi)
-        self._draw_ghost()
         self._fit_ranges(rec, float(steps[-1]), lo, hi)
 
     def _draw_heat(self, rec: RunRecord, steps: np.ndarray, grads: np.ndarray, lo: float, hi: float) -> None:
@@ -213,11 +226,13 @@ class GradientPanel(PlotPanel):
             self.colorbar.setLevels((lo, hi))
 
     def _fit_ranges(self, rec: RunRecord, last_step: float, lo: float, hi: float) -> None:
-        """Views grow in steps (x) and whole decades (y) instead of moving every frame."""
+        """Views grow in steps (x) and whole decades (y) instead of moving every frame. The x
+        axis follows the shown run: a longer ghost is cut at its end, not stretching it."""
         done = rec.finish is not None
-        self.curves_range.update(0.0, max(last_step, self._ghost_last), (lo, hi), exact=done)
+        self.curves_range.update(0.0, last_step, (lo, hi), exact=done)
 
     def _draw_ghost(self) -> None:
+        """The ghost's curves (once per ghost); its bars are placed by :meth:`_place_ghost_bars`."""
         ghost = self.ghost
         key = (id(ghost), ghost.version) if ghost is not None else None
         if key == self._ghost_key:
@@ -228,6 +243,7 @@ class GradientPanel(PlotPanel):
         self.ghost_curves = []
         self.bars_legend.clear()
         self._ghost_last = 0.0
+        self._ghost_norms = self._ghost_values = np.zeros(0)
         if ghost is None or not ghost.n_steps or not ghost.nodes:
             self.ghost_bars.setData([], [])
             return
@@ -239,14 +255,21 @@ class GradientPanel(PlotPanel):
             curve.setZValue(-10)
             self.curves_plot.addItem(curve)
             self.ghost_curves.append(curve)
-        values = ghost.recent_norms(RECENT)
+        self._ghost_norms = ghost.recent_norms(RECENT)
+        self._ghost_values = np.concatenate([self._ghost_norms, grads.ravel()])
+        _, fg, _ = palette_colors()
+        self.ghost_bars.setData([], [], pen=ghost_pen(QColor(fg), 1.6), symbolBrush=None,
+                                symbolPen=pg.mkPen(QColor(fg)), name=f"ghost {ghost.label}")
+        self.ghost_bars.setZValue(10)
+        self.bars_legend.addItem(self.ghost_bars, f"ghost: {ghost.label}")
+
+    def _place_ghost_bars(self, lo: float) -> None:
+        """The ghost's recent norms by relative depth over this run's layers (zeros at the floor)."""
+        values = self._ghost_norms
+        if not len(values):
+            return
         n, m = max(len(self._nodes), 1), len(values)
         xs = np.arange(m) * ((n - 1) / (m - 1) if m > 1 else 0.0)
         with np.errstate(divide="ignore"):
-            logs = np.log10(np.where(values > 0, values, 1e-30))
-        _, fg, _ = palette_colors()
-        ghost_color = QColor(fg)
-        self.ghost_bars.setData(xs, logs, pen=ghost_pen(ghost_color, 1.6), symbolBrush=None,
-                                symbolPen=pg.mkPen(ghost_color), name=f"ghost {ghost.label}")
-        self.ghost_bars.setZValue(10)
-        self.bars_legend.addItem(self.ghost_bars, f"ghost: {ghost.label}")
+            logs = np.log10(np.where(values > 0, values, 10.0 ** lo))
+        self.ghost_bars.setData(xs, np.maximum(logs, lo))

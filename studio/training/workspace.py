@@ -207,6 +207,7 @@ class TrainingWorkspace(QObject):
         self.runs_panel.ghostChanged.connect(self.set_ghost)
         self.runs_panel.exportRequested.connect(self.export_run)
         self.document.lockChanged.connect(self._update_actions)
+        self.document.graphReset.connect(self._on_graph_reset)
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(250)
         self._status_timer.timeout.connect(self._update_status)
@@ -277,6 +278,13 @@ class TrainingWorkspace(QObject):
         return True
 
     # -- slots ----------------------------------------------------------------------------------
+    def _on_graph_reset(self) -> None:
+        """Another graph (New, Open): a ghost of the previous one is dropped rather than kept
+        silently over a graph it does not belong to. Runs keeps every run to ghost again."""
+        if self.ghost is not None:
+            self.runs_panel.set_ghost(None)  # → ghostChanged → set_ghost(None)
+            self.set_ghost(None)
+
     def _on_run_started(self, record: RunRecord) -> None:
         self.overlay.clear()
         self.show_run(record)
