@@ -157,7 +157,7 @@ class FileController(QObject):
         graph = loaded.graph.copy()
         if edits.needs_layout(graph):
             edits.apply_layout_in_place(graph, card_size)
-        self.document.reset(graph, None)  # saving asks for a graph file name; the model file stays as it is
+        self.document.reset(graph, None, origin=path.name)  # saving asks for a graph file name
         remember_recent(path)
         self.modelLoaded.emit(loaded)
         self.status(f"Opened trained model {path.name}: {len(graph.nodes)} nodes; "

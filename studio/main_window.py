@@ -37,6 +37,7 @@ from studio.icons import app_icon, icon
 from studio.panels.inspector import InspectorPanel
 from studio.panels.palette import PalettePanel, palette_entries
 from studio.panels.summary import SummaryPanel
+from studio.status import StatusMessage, dot
 
 APP_NAME = "Backprop Studio"
 STATE_VERSION = 1
@@ -197,6 +198,8 @@ class MainWindow(QMainWindow):
 
     def _create_status_bar(self) -> None:
         bar = self.statusBar()
+        self.message = StatusMessage()
+        bar.addWidget(self.message, 1)
         self.problems_label = QLabel()
         self.zoom_label = QLabel("100%")
         self.zoom_label.setMinimumWidth(48)
@@ -209,7 +212,7 @@ class MainWindow(QMainWindow):
         d.pathChanged.connect(self._update_title)
         d.modifiedChanged.connect(self._update_title)
         d.changed.connect(self._update_problems)
-        d.editRefused.connect(lambda msg: self.show_status(f"⚠ {msg}", 10000))
+        d.editRefused.connect(lambda msg: self.show_status(msg, 10000, warning=True))
         d.lockChanged.connect(self._on_lock_changed)
         st = d.undo_stack
         st.canUndoChanged.connect(lambda ok: self.actions["undo"].setEnabled(ok and d.editable))
@@ -217,14 +220,14 @@ class MainWindow(QMainWindow):
         st.undoTextChanged.connect(lambda t: self.actions["undo"].setText(f"&Undo {t}".strip()))
         st.redoTextChanged.connect(lambda t: self.actions["redo"].setText(f"&Redo {t}".strip()))
         s.selectionChanged.connect(self._on_selection_changed)
-        s.message.connect(lambda msg: self.show_status(msg, 6000))
+        s.message.connect(lambda msg: self.show_status(msg, 6000, warning=True))
         s.nodeActivated.connect(lambda _id: self.rename_selected())
         s.contextMenuRequested.connect(self._on_context_menu)
         self.view.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         self.view.layerDropped.connect(self._on_layer_dropped)
         self.palette_panel.addRequested.connect(self.add_layer_at_center)
         self.summary.nodeClicked.connect(self._on_summary_clicked)
-        self.inspector.refused.connect(lambda msg: self.show_status(f"⚠ {msg}", 10000))
+        self.inspector.refused.connect(lambda msg: self.show_status(msg, 10000, warning=True))
         self.files.opened.connect(self._on_opened)
         self._update_problems()
 
@@ -260,8 +263,13 @@ class MainWindow(QMainWindow):
         return menu
 
     # -- status --------------------------------------------------------------------------------
-    def show_status(self, text: str, timeout: int = 5000) -> None:
-        self.statusBar().showMessage(text, timeout)
+    def show_status(self, text: str, timeout: int = 5000, warning: bool = False) -> None:
+        """A message in the status bar for ``timeout`` ms, elided to fit (full text as tooltip)."""
+        self.message.show_message(text, timeout, warning)
+
+    def status_text(self) -> str:
+        """The status bar's current message, whole."""
+        return self.message.text
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.document.display_name}[*] — {APP_NAME}")
@@ -274,11 +282,13 @@ class MainWindow(QMainWindow):
         _, total = graph.summary()
         counts = f"{len(graph.nodes)} nodes · {total:,} params"
         if problems:
-            self.problems_label.setText(f"{counts} · <span style='color:{theme.colors().error.name()}'>"
-                                        f"⚠ {len(problems)} problem{'s' if len(problems) > 1 else ''}</span>")
+            self.problems_label.setText(f"{html.escape(counts)} · "
+                                        + dot(theme.colors().error, f"{len(problems)} problem"
+                                              f"{'s' if len(problems) > 1 else ''}"))
             self.problems_label.setToolTip("<br>".join(html.escape(str(p)) for p in problems))
         else:
-            self.problems_label.setText(f"{counts} · ✓ ready" if graph.nodes else "empty graph")
+            self.problems_label.setText(f"{html.escape(counts)} · {dot(theme.colors().ok, 'ready')}"
+                                        if graph.nodes else "empty graph")
             self.problems_label.setToolTip("")
 
     # -- editing ------------------------------------------------------------------------------
@@ -402,7 +412,8 @@ class MainWindow(QMainWindow):
         for key in ("paste", "layout"):
             self.actions[key].setEnabled(not reason)
         self._on_selection_changed()
-        self.show_status(f"Editing locked: {reason}" if reason else "Editing unlocked", 8000)
+        if reason:  # unlocking says nothing: the run's own result is the message to keep
+            self.show_status(f"Editing locked: {reason}", 8000)
 
     def _on_snap_toggled(self, on: bool) -> None:
         self.scene.snap_to_grid = on

@@ -34,6 +34,7 @@ from engine.errors import BackpropError
 from engine.layers.base import ParamSpec
 from studio import edits, theme
 from studio.document import Document
+from studio.status import dot
 
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e12
@@ -243,7 +244,7 @@ class InspectorPanel(QWidget):
         problem = self.document.problem_for(self.node_id)
         if problem:
             color = theme.colors().error.name()
-            self.problem.setText(f"<span style='color:{color}'>⚠</span> {html.escape(problem)}")
+            self.problem.setText(dot(color, problem))
         else:
             self.problem.clear()
 

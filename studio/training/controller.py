@@ -257,6 +257,13 @@ class TrainingController(QObject):
         self.message.emit(f"weights reset (fresh initialisation, seed {seed})")
         self.weightsChanged.emit()
 
+    def forget_run(self) -> None:
+        """The document shows another graph: no current run any more (the history keeps it)."""
+        if self.busy:
+            return
+        self.record, self.run = None, None
+        self._set_state(IDLE)
+
     # -- previews ----------------------------------------------------------------------------
     def adopt(self, model: Model, meta: dict[str, Any], graph: Graph) -> None:
         """Hold weights loaded from a model file: Train continues from them, Export writes them."""

@@ -18,12 +18,14 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QProgressBar, QToolBar
 
+from studio.icons import icon
 from studio.panels.runs_panel import RunsPanel
 from studio.plots.activations import ActivationPanel
 from studio.plots.boundary import BoundaryPanel
 from studio.plots.common import PlotPanel
 from studio.plots.curves import CurvesPanel
 from studio.plots.gradients import GradientPanel
+from studio.status import dot
 from studio.training.controller import (
     COMPILING,
     DIVERGED,
@@ -42,8 +44,14 @@ PAINT_TICK_MS = 10  # between two panel redraws while a run streams
 LIVE_PLOT_HZ = 27
 SHORTCUTS = {"train": "F5", "pause": "F6", "resume": "F7", "step": "F10", "stop": "Shift+F5",
              "reset": "Ctrl+Shift+R"}
-STATE_TEXT = {IDLE: "idle", COMPILING: "⏳ compiling kernels…", RUNNING: "● training", PAUSED: "❚❚ paused",
-              FINISHED: "✓ finished", DIVERGED: "✗ diverged"}
+STATE_TEXT = {IDLE: "idle", COMPILING: "compiling kernels…", RUNNING: "training", PAUSED: "paused",
+              FINISHED: "finished", DIVERGED: "diverged"}
+#: The colour of the dot before the run state (a finished run is coloured by how it ended).
+STATE_COLORS = {IDLE: "#8a8f98", COMPILING: "#e0a030", RUNNING: "#3d7fd9", PAUSED: "#e0a030",
+                "completed": "#3f9e55", "early stopping": "#3f9e55", "stopped": "#8a8f98",
+                DIVERGED: "#e5484d", "error": "#e5484d"}
+ICONS = {"train": "play", "continue": "continue", "pause": "pause", "resume": "play", "step": "step",
+         "stop": "stop", "reset": "reset"}
 
 
 def leave_a_core_for_the_ui() -> None:
@@ -95,6 +103,9 @@ class TrainingWorkspace(QObject):
     # -- construction -------------------------------------------------------------------------
     def _action(self, key: str, text: str, slot: Any, tip: str) -> QAction:
         act = QAction(text, self.window)
+        if key in ICONS:
+            act.setIcon(icon(ICONS[key]))
+            act.setProperty("icon_name", ICONS[key])  # re-themed by the main window
         if key in SHORTCUTS:
             act.setShortcut(QKeySequence(SHORTCUTS[key]))
             tip = f"{tip} ({SHORTCUTS[key]})"
@@ -107,11 +118,11 @@ class TrainingWorkspace(QObject):
 
     def _create_actions(self) -> None:
         c = self.controller
-        self._action("train", "▶ Train", self.train, "Train the network on its dataset")
-        self._action("pause", "❚❚ Pause", c.pause, "Pause after the current batch")
-        self._action("resume", "▶ Resume", c.resume, "Continue a paused run")
+        self._action("train", "Train", self.train, "Train the network on its dataset")
+        self._action("pause", "Pause", c.pause, "Pause after the current batch")
+        self._action("resume", "Resume", c.resume, "Continue a paused run")
         self._action("step", "Step", c.step, "Run exactly one batch, then stay paused")
-        self._action("stop", "■ Stop", lambda: c.stop(), "Stop the run (the curves stay)")
+        self._action("stop", "Stop", lambda: c.stop(), "Stop the run (the curves stay)")
         self._action("reset", "Reset Weights", c.reset_weights, "Fresh initialisation of all weights")
         tint = self._action("tint", "Gradient Tint on Canvas", self.overlay.set_enabled,
                             "Colour every layer card by its current gradient norm")
@@ -122,7 +133,7 @@ class TrainingWorkspace(QObject):
         a = self.actions
         tb = QToolBar("Training")
         tb.setObjectName("toolbar_training")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         tb.addActions([a["train"], a["pause"], a["resume"], a["step"], a["stop"]])
         tb.addSeparator()
         tb.addAction(a["reset"])
@@ -146,13 +157,14 @@ class TrainingWorkspace(QObject):
     def _create_status(self) -> None:
         bar = self.window.statusBar()
         self.status_label = QLabel()
+        self.status_label.setTextFormat(Qt.TextFormat.RichText)
         self.status_label.setMinimumWidth(320)
         self.progress = QProgressBar()
         self.progress.setFixedWidth(160)
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
-        bar.insertPermanentWidget(0, self.status_label)
-        bar.insertPermanentWidget(1, self.progress)
+        bar.insertPermanentWidget(1, self.status_label)  # after the message area, before the problems
+        bar.insertPermanentWidget(2, self.progress)
 
     def _create_docks(self) -> None:
         w = self.window
@@ -202,6 +214,7 @@ class TrainingWorkspace(QObject):
         c.weightsChanged.connect(self._on_weights_changed)
         c.message.connect(lambda text: self.window.show_status(text, 8000))
         c.failed.connect(self._on_failed)
+        self._diverged_message = ""
         c.divergedAt.connect(self._on_diverged)
         self.runs_panel.showRequested.connect(self.show_run)
         self.runs_panel.ghostChanged.connect(self.set_ghost)
@@ -279,11 +292,20 @@ class TrainingWorkspace(QObject):
 
     # -- slots ----------------------------------------------------------------------------------
     def _on_graph_reset(self) -> None:
-        """Another graph (New, Open): a ghost of the previous one is dropped rather than kept
-        silently over a graph it does not belong to. Runs keeps every run to ghost again."""
+        """Another graph (New, Open): its plots, canvas tint and run state start empty, and a
+        ghost of the previous graph is dropped rather than kept silently over a graph it does
+        not belong to. Runs keeps every run, to show or ghost again."""
+        if self.controller.busy:  # (replacing the document is refused while a run holds it)
+            return
         if self.ghost is not None:
             self.runs_panel.set_ghost(None)  # → ghostChanged → set_ghost(None)
             self.set_ghost(None)
+        self.controller.forget_run()
+        self.show_run(None)
+        self.boundary.record = None
+        self._boundary_run = None
+        self.boundary.set_data(None, None, "classification", 2)
+        self._update_status()
 
     def _on_run_started(self, record: RunRecord) -> None:
         self.overlay.clear()
@@ -333,7 +355,9 @@ class TrainingWorkspace(QObject):
         if self.shown is record:
             self.overlay.update_from(record, force=True)
         self.boundary.settle()
+        self._update_actions()
         self._update_status()
+        self._tell_divergence()
 
     def _on_weights_changed(self) -> None:
         run = self.controller.run
@@ -346,12 +370,19 @@ class TrainingWorkspace(QObject):
             self.overlay.clear()
 
     def _on_failed(self, message: str) -> None:
-        self.window.show_status(f"⚠ {message}", 15000)
+        self.window.show_status(message, 15000, warning=True)
         QMessageBox.warning(self.window, "Cannot train", message)
 
     def _on_diverged(self, message: str) -> None:
-        self.window.show_status(f"⚠ {message}", 20000)
-        QMessageBox.warning(self.window, "Training diverged", message)
+        """Said at once in the status bar; the dialog waits until the run has really ended
+        (the toolbar and status then show a stopped run, not a running one behind the dialog)."""
+        self.window.show_status(message, 20000, warning=True)
+        self._diverged_message = message
+
+    def _tell_divergence(self) -> None:
+        message, self._diverged_message = self._diverged_message, ""
+        if message:
+            QMessageBox.warning(self.window, "Training diverged", message)
 
     def _on_state(self, state: str) -> None:
         self._update_actions()
@@ -361,7 +392,7 @@ class TrainingWorkspace(QObject):
         s, busy = self.controller.state, self.controller.busy
         a = self.actions
         a["train"].setEnabled(not busy or s == PAUSED)
-        a["train"].setText("▶ Train" if not busy else "▶ Train (resume)")
+        a["train"].setText("Train" if not busy else "Train (resume)")
         a["pause"].setEnabled(busy and s in (RUNNING, COMPILING))
         a["resume"].setEnabled(busy and s == PAUSED)
         a["step"].setEnabled(True)
@@ -371,7 +402,10 @@ class TrainingWorkspace(QObject):
     def _update_status(self) -> None:
         c = self.controller
         rec = c.record
-        text = STATE_TEXT.get(c.state, c.state)
+        state = c.state
+        if state == FINISHED and rec is not None and rec.finish is not None:
+            state = rec.state_text  # the same word as the Runs list: completed, stopped, early stopping
+        text = STATE_TEXT.get(state, state)
         done, total = c.progress()
         if rec is not None and rec.n_steps:
             epoch = int(rec.step_epoch.data[-1]) + 1 if len(rec.step_epoch) else 0
@@ -381,7 +415,7 @@ class TrainingWorkspace(QObject):
                 rate = float(rec.rate.data[-1]) if len(rec.rate) else 0.0
                 text += f" · {rate / 1000:.1f}k samples/s" if rate >= 1000 else f" · {rate:.0f} samples/s"
                 text += f" · ETA {format_eta(c.eta_seconds())}"
-        self.status_label.setText(text)
+        self.status_label.setText(dot(STATE_COLORS.get(state, STATE_COLORS[IDLE]), text))
         if c.state == COMPILING or (c.busy and not total):
             self.progress.setRange(0, 0)
         else:

@@ -109,7 +109,7 @@ def test_inspector_refuses_an_invalid_value_with_the_engine_reason(window):
     insp.name_edit.setText("9lives")
     insp.name_edit.editingFinished.emit()
     assert "invalid node id" in insp.error.text() and node_id in window.document.graph.nodes
-    assert window.statusBar().currentMessage().endswith(insp.error.text())
+    assert window.status_text().endswith(insp.error.text())
 
 
 def test_a_new_category_appears_in_the_palette_by_itself(window, monkeypatch):

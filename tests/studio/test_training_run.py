@@ -78,7 +78,7 @@ def test_train_xor_from_the_toolbar_reaches_full_accuracy(window, qtbot, tmp_pat
     assert len(ws.gradients.curves) == len(rec.nodes) == 2
     for curve in ws.gradients.curves:
         assert len(curve.getData()[0]) > 0
-    assert "finished" in ws.status_label.text() and "300" in ws.status_label.text()
+    assert "completed" in ws.status_label.text() and "300" in ws.status_label.text()
     assert ws.progress.value() == ws.progress.maximum()
     assert ws.runs_panel.tree.topLevelItemCount() == 1
 
