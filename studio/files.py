@@ -161,7 +161,7 @@ class FileController(QObject):
         remember_recent(path)
         self.modelLoaded.emit(loaded)
         self.status(f"Opened trained model {path.name}: {len(graph.nodes)} nodes; "
-                    "Train (F5) continues from its weights, File → Export writes them")
+                    "Continue Training (Ctrl+F5) trains on from its weights, File → Export writes them")
         self.opened.emit()
         return True
 

@@ -42,8 +42,8 @@ from studio.training.overlay import GradientOverlay
 
 PAINT_TICK_MS = 10  # between two panel redraws while a run streams
 LIVE_PLOT_HZ = 27
-SHORTCUTS = {"train": "F5", "pause": "F6", "resume": "F7", "step": "F10", "stop": "Shift+F5",
-             "reset": "Ctrl+Shift+R"}
+SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F7", "step": "F10",
+             "stop": "Shift+F5", "reset": "Ctrl+Shift+R"}
 STATE_TEXT = {IDLE: "idle", COMPILING: "compiling kernels…", RUNNING: "training", PAUSED: "paused",
               FINISHED: "finished", DIVERGED: "diverged"}
 #: The colour of the dot before the run state (a finished run is coloured by how it ended).
@@ -118,7 +118,9 @@ class TrainingWorkspace(QObject):
 
     def _create_actions(self) -> None:
         c = self.controller
-        self._action("train", "Train", self.train, "Train the network on its dataset")
+        self._action("train", "Train", self.train, "Train the network from a fresh initialisation")
+        self._action("continue", "Continue Training", self.continue_training,
+                     "Train on from the current weights (the last run's, or an opened .bpmodel's)")
         self._action("pause", "Pause", c.pause, "Pause after the current batch")
         self._action("resume", "Resume", c.resume, "Continue a paused run")
         self._action("step", "Step", c.step, "Run exactly one batch, then stay paused")
@@ -134,13 +136,13 @@ class TrainingWorkspace(QObject):
         tb = QToolBar("Training")
         tb.setObjectName("toolbar_training")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([a["train"], a["pause"], a["resume"], a["step"], a["stop"]])
+        tb.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["step"], a["stop"]])
         tb.addSeparator()
         tb.addAction(a["reset"])
         self.toolbar = tb
         self.window.add_toolbar(tb)
         menu = self.window.add_menu("&Training")
-        menu.addActions([a["train"], a["pause"], a["resume"], a["step"], a["stop"]])
+        menu.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["step"], a["stop"]])
         menu.addSeparator()
         menu.addActions([a["reset"], a["tint"]])
         menu.addSeparator()
@@ -212,6 +214,7 @@ class TrainingWorkspace(QObject):
         c.updated.connect(self._on_updated)
         c.runFinished.connect(self._on_run_finished)
         c.weightsChanged.connect(self._on_weights_changed)
+        c.weightsChanged.connect(self._update_actions)
         c.message.connect(lambda text: self.window.show_status(text, 8000))
         c.failed.connect(self._on_failed)
         self._diverged_message = ""
@@ -221,6 +224,7 @@ class TrainingWorkspace(QObject):
         self.runs_panel.exportRequested.connect(self.export_run)
         self.document.lockChanged.connect(self._update_actions)
         self.document.graphReset.connect(self._on_graph_reset)
+        self.document.changed.connect(self._update_actions)  # an edit can make the weights stale
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(250)
         self._status_timer.timeout.connect(self._update_status)
@@ -233,10 +237,15 @@ class TrainingWorkspace(QObject):
 
     # -- commands -----------------------------------------------------------------------------
     def train(self) -> None:
+        """F5: a fresh run (a paused one resumes)."""
         if self.controller.state == PAUSED:
             self.controller.resume()
         else:
-            self.controller.start()
+            self.controller.start(fresh=True)
+
+    def continue_training(self) -> None:
+        """Ctrl+F5: train on from the current weights."""
+        self.controller.start(fresh=False)
 
     def shutdown(self) -> bool:
         """Stop and join the training thread (window closing)."""
@@ -397,6 +406,7 @@ class TrainingWorkspace(QObject):
         a["resume"].setEnabled(busy and s == PAUSED)
         a["step"].setEnabled(True)
         a["stop"].setEnabled(busy)
+        a["continue"].setEnabled(self.controller.can_continue() and self.document.editable)
         a["reset"].setEnabled(self.controller.model is not None or busy)
 
     def _update_status(self) -> None:

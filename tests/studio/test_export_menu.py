@@ -94,7 +94,8 @@ def test_saved_model_reopens_with_its_weights_and_training_continues(trained_moo
         np.testing.assert_array_equal(again.predict(X), expected)
         ws = other.training
         other.document.graph.training["epochs"] = 1
-        ws.actions["train"].trigger()
+        assert ws.actions["continue"].isEnabled()
+        ws.actions["continue"].trigger()
         wait_idle(qtbot, ws)
         record = ws.controller.record
         assert record.n_steps == 10
