@@ -482,7 +482,7 @@ class MainWindow(QMainWindow):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
-            for act in self.actions.values():
+            for act in self.findChildren(QAction):  # the training toolbar's too
                 name = act.property("icon_name")
                 if name:
                     act.setIcon(icon(name))

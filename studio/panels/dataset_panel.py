@@ -41,7 +41,7 @@ from studio.panels.inspector import FloatSpinBox
 from studio.panels.param_form import ParamForm
 from studio.panels.training_panel import commit_training
 from studio.plots.boundary import class_color
-from studio.plots.common import palette_colors
+from studio.plots.common import palette_colors, theme_plot_widget
 
 FILE_FILTER = "Data files (*.csv *.tsv *.npz);;All files (*)"
 PREVIEW_POINTS = 1500
@@ -174,6 +174,7 @@ class DatasetPanel(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(180)
         self.plot.setMenuEnabled(False)
+        theme_plot_widget(self.plot)
         self.scatter = pg.ScatterPlotItem(size=5)
         self.plot.addItem(self.scatter)
         self.summary = QLabel()
@@ -410,4 +411,4 @@ class DatasetPanel(QWidget):
     def _on_lock(self, reason: str) -> None:
         self.body.setEnabled(not reason)
         self.lock_note.setVisible(bool(reason))
-        self.lock_note.setText(f"🔒 {reason}" if reason else "")
+        self.lock_note.setText(f"Locked: {reason}" if reason else "")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLineEdit,
@@ -135,7 +135,6 @@ class PalettePanel(QWidget):
             font = top.font(0)
             font.setBold(True)
             top.setFont(0, font)
-            top.setForeground(0, QColor(self.palette().color(self.foregroundRole())))
             self.tree.addTopLevelItem(top)
             for entry in entries:
                 child = QTreeWidgetItem([entry.title])

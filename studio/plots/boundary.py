@@ -111,6 +111,13 @@ class BoundaryPanel(PlotPanel):
         self.note.setColor(fg)
         self.isocurve.setPen(pg.mkPen(fg, width=1.6))
 
+    def restyle(self) -> None:
+        """The scatter's edges and the regions' background follow the theme too."""
+        super().restyle()
+        if getattr(self, "X", None) is not None:
+            self._draw_data()
+            self.refresh(force=True)
+
     # -- inputs -----------------------------------------------------------------------------
     def set_data(self, X: np.ndarray | None, y: np.ndarray | None, task: str, n_classes: int) -> None:
         """The (training split of the) dataset, in the coordinates the model sees."""

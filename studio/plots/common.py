@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QFrame, QGraphicsItem, QLabel, QScrollArea, QVBoxLayout, QWidget
 
@@ -90,6 +90,12 @@ class ReadableAxis(pg.AxisItem):
             return LABEL_PX_V
         chars = max(len(f"{v:.4g}") for v in (min_val, max_val))
         return 7.5 * (4 if self.decades or self.logMode else chars) + 26
+
+    def tickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        """Each value as it is (0.25 stays 0.25: pyqtgraph rounds it to the step's decade, "0.2")."""
+        if self.logMode:
+            return self.logTickStrings(values, scale, spacing)
+        return [f"{float(f'{v * scale:.10g}'):g}" for v in values]
 
     def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802,N803
         span = max(maxVal - minVal, 1e-12)
@@ -223,12 +229,32 @@ def style_plot(plot: pg.PlotItem, title: str, left: str = "", bottom: str = "") 
         # pyqtgraph 0.14 rescales unit-less axes spanning < 1 to "×0.001" ticks: plot the true values.
         axis.setSIPrefixEnableRanges(())
         axis.updateAutoSIPrefix()
-    plot.setTitle(title, color=fg.name(), size="10pt")
+    plot.setTitle(title or None, color=fg.name(), size="10pt")
     if left:
         plot.setLabel("left", left, color=fg.name())
     if bottom:
         plot.setLabel("bottom", bottom, color=fg.name())
     plot.showGrid(x=True, y=True, alpha=0.18)
+
+
+def theme_plot_widget(widget: pg.PlotWidget) -> None:
+    """A stand-alone PlotWidget (not a PlotPanel) in the palette's colours, now and after
+    every theme change (pyqtgraph's own default is a black background)."""
+
+    def restyle() -> None:
+        bg, _, _ = palette_colors()
+        widget.setBackground(bg)
+        style_plot(widget.getPlotItem(), "")
+
+    class Follow(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+            if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+                restyle()
+            return False
+
+    widget._theme_follower = Follow(widget)  # kept alive with the widget
+    widget.installEventFilter(widget._theme_follower)
+    restyle()
 
 
 def style_legend(legend: pg.LegendItem | None) -> None:

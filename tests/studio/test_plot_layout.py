@@ -28,10 +28,9 @@ def labelled_ticks(axis: pg.AxisItem) -> tuple[list[float], list[str], float]:
     positions, texts = [], []
     for spacing, values in axis.tickValues(lo, hi, length):
         values = list(values)
-        if axis.logMode:
-            strings = axis.logTickStrings(values, 1.0, spacing)
-        else:
-            strings = axis.tickStrings(values, axis.autoSIPrefixScale * axis.scale, spacing)
+        strings = axis.tickStrings(values, axis.autoSIPrefixScale * axis.scale, spacing)  # as pyqtgraph draws
+        if axis.logMode:  # labels of a log axis are values, never their logarithms
+            assert all(not t.startswith(("-", "−")) for t in strings if t), strings
         for v, s in zip(values, strings, strict=True):
             if s and lo <= v <= hi:
                 positions.append((v - lo) / (hi - lo) * length)
