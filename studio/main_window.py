@@ -13,7 +13,7 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QMimeData, QPointF, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QCursor, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -42,6 +42,15 @@ from studio.status import StatusMessage, dot
 APP_NAME = "Backprop Studio"
 STATE_VERSION = 1
 _open_windows: list["MainWindow"] = []
+
+
+def redo_keys() -> list[QKeySequence]:
+    """The platform's Redo keys plus Ctrl+Y, the Windows/Linux habit (Ctrl+Shift+Z stays)."""
+    keys = list(QKeySequence.keyBindings(QKeySequence.StandardKey.Redo))
+    for extra in ("Ctrl+Y", "Ctrl+Shift+Z"):
+        if QKeySequence(extra) not in keys:
+            keys.append(QKeySequence(extra))
+    return keys
 
 
 class MainWindow(QMainWindow):
@@ -102,10 +111,10 @@ class MainWindow(QMainWindow):
         self._action("close", "&Close Window", self.close, S.Close)
         self._action("quit", "&Quit", QApplication.closeAllWindows, S.Quit)
         self._action("undo", "&Undo", lambda: d.attempt(d.undo), S.Undo, "undo", "Undo the last edit")
-        self._action("redo", "&Redo", lambda: d.attempt(d.redo), S.Redo, "redo", "Redo")
+        self._action("redo", "&Redo", lambda: d.attempt(d.redo), redo_keys(), "redo", "Redo")
         self._action("cut", "Cu&t", self.cut, S.Cut)
         self._action("copy", "&Copy", self.copy, S.Copy)
-        self._action("paste", "&Paste", self.paste, S.Paste)
+        self._action("paste", "&Paste", lambda: self.paste(), S.Paste)
         self._action("duplicate", "D&uplicate", self.duplicate, "Ctrl+D", "duplicate",
                      "Duplicate the selection")
         self._action("delete", "&Delete", self.delete_selection, [S.Delete, "Backspace"], "delete",
@@ -352,7 +361,9 @@ class MainWindow(QMainWindow):
             self.document.attempt(edits.delete, self.document, self.scene.selected_node_ids(),
                                   text=f"Cut {len(self.scene.selected_node_ids())} nodes")
 
-    def paste(self) -> None:
+    def paste(self, scene_pos: QPointF | None = None) -> None:
+        """Paste at ``scene_pos`` (the context menu's point), at the mouse when Ctrl+V is
+        pressed over the canvas, or else beside what was copied."""
         data = QApplication.clipboard().mimeData()
         if data is not None and data.hasFormat(edits.MIME_GRAPH):
             text = bytes(data.data(edits.MIME_GRAPH)).decode("utf-8")
@@ -361,7 +372,20 @@ class MainWindow(QMainWindow):
         if not text.strip():
             self.show_status("Nothing to paste")
             return
-        self._select_new(self.document.attempt(edits.paste, self.document, text, card_size))
+        at = self._paste_point(scene_pos)
+        self._select_new(self.document.attempt(edits.paste, self.document, text, card_size, at))
+
+    def _paste_point(self, scene_pos: QPointF | None) -> tuple[float, float] | None:
+        if scene_pos is None:
+            viewport = self.view.viewport()
+            local = viewport.mapFromGlobal(QCursor.pos())
+            if not (self.view.underMouse() and viewport.rect().contains(local)):
+                return None
+            scene_pos = self.view.mapToScene(local)
+        x, y = scene_pos.x(), scene_pos.y()
+        if self.scene.snap_to_grid:
+            x, y = round(x / GRID) * GRID, round(y / GRID) * GRID
+        return x, y
 
     def duplicate(self) -> None:
         ids = self.scene.selected_node_ids()
@@ -431,7 +455,10 @@ class MainWindow(QMainWindow):
                 act = sub.addAction(entry.title)
                 act.triggered.connect(
                     lambda _=False, e=entry, p=scene_pos: self._add_layer(e.type, e.params, e.base, p))
-        menu.addActions([a["paste"], a["select_all"]])
+        paste_here = menu.addAction("Paste Here")
+        paste_here.setEnabled(a["paste"].isEnabled())
+        paste_here.triggered.connect(lambda _=False, p=scene_pos: self.paste(p))
+        menu.addAction(a["select_all"])
         menu.addSeparator()
         menu.addActions([a["fit"], a["layout"]])
         menu.exec(screen_pos)

@@ -8,6 +8,7 @@ gradient-norm heat map): a colour washes the card body, None removes it.
 
 from __future__ import annotations
 
+import html
 import math
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsItem, QStyleOptionGraphicsI
 from engine.graph import Edge, Node
 from studio import theme
 from studio.canvas.port_item import PortItem
+from studio.text import readable
 
 if TYPE_CHECKING:
     from studio.canvas.edge_item import EdgeItem
@@ -207,7 +209,7 @@ class NodeItem(QGraphicsItem):
         self.problem = wiring.problems.get(self.node_id)
         self.badge.setVisible(self.problem is not None)
         self.badge.setToolTip(self.problem or "")
-        self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{node.layer.help}")
+        self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{html.escape(readable(node.layer.help))}")
         sources = wiring.into.get(self.node_id, {})
         for i, (name, port) in enumerate(self.inputs.items()):
             edge = sources.get(name)

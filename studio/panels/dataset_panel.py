@@ -42,6 +42,7 @@ from studio.panels.param_form import ParamForm
 from studio.panels.training_panel import commit_training
 from studio.plots.boundary import class_color
 from studio.plots.common import palette_colors, theme_plot_widget
+from studio.text import readable
 
 FILE_FILTER = "Data files (*.csv *.tsv *.npz);;All files (*)"
 PREVIEW_POINTS = 1500
@@ -105,7 +106,7 @@ class DatasetPanel(QWidget):
         self.generator = QComboBox()
         for name, spec in GENERATORS.items():
             self.generator.addItem(name, name)
-            self.generator.setItemData(self.generator.count() - 1, spec.help, 3)  # tooltip role
+            self.generator.setItemData(self.generator.count() - 1, readable(spec.help), 3)  # tooltip role
         self.generator.currentIndexChanged.connect(
             lambda _: self._set_generator(self.generator.currentData()))
         self.gen_help = QLabel()
@@ -309,7 +310,7 @@ class DatasetPanel(QWidget):
                 name = spec.get("name", "xor")
                 self.generator.setCurrentIndex(max(0, self.generator.findData(name)))
                 if name in GENERATORS:
-                    self.gen_help.setText(GENERATORS[name].help)
+                    self.gen_help.setText(readable(GENERATORS[name].help))
                     self.gen_form.set_specs(GENERATORS[name].params)
                     self.gen_form.set_values(spec)
             else:

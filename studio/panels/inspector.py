@@ -35,6 +35,7 @@ from engine.layers.base import ParamSpec
 from studio import edits, theme
 from studio.document import Document
 from studio.status import dot
+from studio.text import readable
 
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e12
@@ -160,12 +161,12 @@ class InspectorPanel(QWidget):
         color = theme.category_color(layer.category).name()
         self.title.setText(f"<span style='color:{color}; font-size:large'>■</span> "
                            f"<b style='font-size:large'>{html.escape(node.type)}</b>")
-        self.help.setText(layer.help)
+        self.help.setText(readable(layer.help))
         self.help.show()
         self.form.setRowVisible(0, True)
         for spec in layer.params:
             editor, setter = self._make_editor(spec)
-            editor.setToolTip(f"<p style='white-space:normal'>{html.escape(spec.help)}<br>"
+            editor.setToolTip(f"<p style='white-space:normal'>{html.escape(readable(spec.help))}<br>"
                               f"<i>{html.escape(spec.describe_range())}</i></p>")
             label = QLabel(spec.name.replace("_", " ").capitalize())
             label.setToolTip(editor.toolTip())

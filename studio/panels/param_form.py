@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
 
 from engine.layers.base import ParamSpec
 from studio.panels.inspector import FloatSpinBox
+from studio.text import readable
 
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e12
@@ -79,7 +80,7 @@ class ParamForm(QWidget):
         self.specs, self.editors, self.setters = {}, {}, {}
         for spec in wanted:
             editor, setter = make_editor(spec, lambda v, n=spec.name: self.edited.emit(n, v))
-            tip = f"{spec.help}\nallowed: {spec.describe_range()}"
+            tip = f"{readable(spec.help)}\nallowed: {spec.describe_range()}"
             editor.setToolTip(tip)
             self.form.addRow(spec.name.replace("_", " "), editor)
             label = self.form.labelForField(editor)
