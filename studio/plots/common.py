@@ -420,6 +420,7 @@ class PlotPanel(QWidget):
             ci.removeItem(cell)
         for i, cell in enumerate(self.cells):
             ci.addItem(cell, row=i // cols, col=i % cols)
+            ci.layout.setAlignment(cell, Qt.AlignmentFlag.AlignCenter)  # a cell kept narrower stays centred
         grid_layout = ci.layout
         for r in range(grid_layout.rowCount()):
             grid_layout.setRowStretchFactor(r, 1 if r < rows else 0)

@@ -31,7 +31,7 @@ def test_boundary_axes_show_data_coordinates_and_the_final_frame_is_full_resolut
     wait_idle(qtbot, ws)
     panel = ws.boundary
     assert not panel.hint.isVisible()
-    qtbot.waitUntil(lambda: panel.image.image is not None and panel.image.image.shape[0] == MAX_GRID,
+    qtbot.waitUntil(lambda: panel.image.image is not None and max(panel.image.image.shape[:2]) == MAX_GRID,
                     timeout=3000)
     for name in ("left", "bottom"):  # moons span about -1..2: ticks must read those values, not ×1000
         assert panel.plot.getAxis(name).autoSIPrefixScale == 1.0
