@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.studio.test_training_run import open_example, wait_idle
+from tests.studio.test_training_run import train_example
 
 
 def pixels_per_unit(plot) -> tuple[float, float]:
@@ -17,11 +17,8 @@ def pixels_per_unit(plot) -> tuple[float, float]:
 @pytest.mark.parametrize("size", [(1280, 800), (1600, 1000)])
 def test_decision_regions_are_not_stretched(window, qtbot, tmp_path, size):
     window.resize(*size)
-    open_example(window, tmp_path, "moons_mlp", epochs=2)
+    train_example(window, qtbot, tmp_path, "moons_mlp", "boundary", epochs=2)
     ws = window.training
-    ws.panel_docks["boundary"].raise_()
-    ws.actions["train"].trigger()
-    wait_idle(qtbot, ws)
     panel = ws.boundary
     qtbot.waitUntil(lambda: panel.image.image is not None, timeout=3000)
     qtbot.wait(150)  # the regions follow the laid-out view
@@ -37,10 +34,7 @@ def test_decision_regions_are_not_stretched(window, qtbot, tmp_path, size):
 
 
 def test_a_fitted_curve_keeps_using_the_whole_plot(window, qtbot, tmp_path):
-    open_example(window, tmp_path, "sine_regression", epochs=1)
+    train_example(window, qtbot, tmp_path, "sine_regression", "boundary", epochs=1)
     ws = window.training
-    ws.panel_docks["boundary"].raise_()
-    ws.actions["train"].trigger()
-    wait_idle(qtbot, ws)
     assert ws.boundary.mode == "reg1d"
     assert not ws.boundary.plot.getViewBox().state["aspectLocked"]

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtGui import QFont, QFontMetricsF
 
 from studio.plots.common import MIN_CELL_H, grid_for
-from tests.studio.test_training_run import open_example, wait_idle
+from tests.studio.test_training_run import train_example
 
 PANELS = ("curves", "gradients", "activations", "boundary")
 
@@ -72,10 +72,8 @@ def check_panel(panel, name: str) -> None:
 @pytest.mark.parametrize("size", [(1280, 800), (1600, 1000)])
 def test_every_plot_is_readable_at_the_default_window_sizes(window, qtbot, tmp_path, size):
     window.resize(*size)
-    open_example(window, tmp_path, "moons_mlp", epochs=3)
+    train_example(window, qtbot, tmp_path, "moons_mlp", epochs=3)
     ws = window.training
-    ws.actions["train"].trigger()
-    wait_idle(qtbot, ws)
     for name in PANELS:
         ws.panel_docks[name].raise_()
         panel = ws.plots[name]

@@ -28,6 +28,17 @@ def open_example(window, tmp_path: Path, name: str, **training) -> Graph:
     return graph
 
 
+def train_example(window, qtbot, tmp_path: Path, name: str, dock: str = "", **training):
+    """Open examples/<name>.json (training keys overridden), show ``dock``'s plot, train to the end."""
+    open_example(window, tmp_path, name, **training)
+    ws = window.training
+    if dock:
+        ws.panel_docks[dock].raise_()
+    ws.actions["train"].trigger()
+    wait_idle(qtbot, ws)
+    return ws.controller.record
+
+
 def trainer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "backprop-trainer" and t.is_alive()]
 
@@ -125,11 +136,8 @@ def test_step_from_idle_runs_exactly_one_batch(window, qtbot, tmp_path):
 
 
 def test_deep_sigmoid_gradients_vanish_in_the_bars_and_on_the_canvas(window, qtbot, tmp_path):
-    open_example(window, tmp_path, "deep_sigmoid", epochs=2)
+    train_example(window, qtbot, tmp_path, "deep_sigmoid", "gradients", epochs=2)
     ws = window.training
-    ws.panel_docks["gradients"].raise_()
-    ws.actions["train"].trigger()
-    wait_idle(qtbot, ws)
     qtbot.waitUntil(lambda: ws.gradients.bar_values().size > 0, timeout=2000)
     bars = ws.gradients.bar_values()
     nodes = ws.controller.record.nodes
