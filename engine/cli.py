@@ -56,6 +56,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_output(path: str | Path, what: str, example: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse, before any work, an output the command could not write at the end.
+
+    ``what`` names the file in the message ("the trained model"), ``example`` is a file
+    name to suggest; ``suffixes``, when given, are the endings allowed (a model file is
+    recognised by ``.bpmodel``).
+    """
+    out = Path(path)
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise BackpropError(f"{out}: is a folder; give {what} a file name, e.g. {out / example}")
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise BackpropError(f"{out}: {what} must be a {' or '.join(suffixes)} file, "
+                            f"e.g. {out.with_suffix(suffixes[0]).name}")
+    if not folder.exists():
+        raise BackpropError(f"{out}: the folder {folder} does not exist; create it or write {what} elsewhere")
+    if not folder.is_dir():
+        raise BackpropError(f"{out}: {folder} is not a folder; write {what} elsewhere")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BackpropError(f"{out}: the folder {folder} is not writable; write {what} elsewhere")
+    return out
+
+
 class _MetricsWriter:
     """Writes the metrics stream to a temporary file, renamed into place at the end."""
 
@@ -87,6 +110,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.modelfile import save_model
     from engine.session import prepare_run
 
+    if args.output:
+        check_output(args.output, "the trained model", "model.bpmodel", (".bpmodel",))
+    if args.metrics:
+        check_output(args.metrics, "the metrics stream", "run.jsonl")
     graph = Graph.load(args.graph)
     metrics = _MetricsWriter(Path(args.metrics)) if args.metrics else None
     bar: Any = None
@@ -106,7 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.set_postfix_str(f"epoch {event.epoch} loss {event.train_loss:.4g}", refresh=False)
 
-    _kernels_notice()
+    if not args.quiet:
+        _kernels_notice()
     t0 = time.perf_counter()
     try:
         run = prepare_run(graph, Path(args.graph).resolve().parent, epochs=args.epochs, seed=args.seed,
@@ -187,6 +215,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from engine.modelfile import load_model
     from engine.session import preprocess
 
+    out = check_output(args.output, "the predictions", "predictions.csv", (".csv", ".npy"))
     loaded = load_model(args.model)
     meta = loaded.meta
     names = (meta.get("dataset") or {}).get("feature_names") or None
@@ -195,21 +224,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if X.ndim == 2 and len(shape) > 1 and X.shape[1] == int(np.prod(shape)):
         X = X.reshape((len(X),) + tuple(shape))
     Y = loaded.model.predict(preprocess(meta, X))
-    out = Path(args.output)
     if out.suffix.lower() == ".npy":
         import io
 
         buf = io.BytesIO()
         np.save(buf, Y)
         atomic_write_bytes(out, buf.getvalue())
-    elif out.suffix.lower() == ".csv":
+    else:  # .csv
         flat = Y.reshape(len(Y), -1)
         classes = (meta.get("dataset") or {}).get("class_names") or []
         cols = classes if len(classes) == flat.shape[1] else [f"out{i}" for i in range(flat.shape[1])]
         lines = [",".join(cols)] + [",".join(f"{v:.9g}" for v in row) for row in flat]
         atomic_write_text(out, "\n".join(lines) + "\n")
-    else:
-        raise DataError(f"{out.name}: the output must end in .csv or .npy")
     print(f"wrote {len(Y)} predictions to {out}")
     return EXIT_OK
 
@@ -233,6 +259,50 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+EXIT_LESSON_UNMET = 4
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    """``backprop lesson list|show|run``: the guided lessons, headless (docs/lessons.md)."""
+    from engine.lessons import load_catalogue, load_lesson, report_text, run_lesson
+
+    if args.lesson_command == "list":
+        catalogue = load_catalogue()
+        for les in catalogue.lessons:
+            print(f"{les.number:>3}  {les.id:<28} {les.title}  [{len(les.runs)} runs, "
+                  f"{len(les.expectations)} checks]")
+        for problem in catalogue.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_ERROR if catalogue.problems else EXIT_OK
+    lesson = load_lesson(args.name)
+    if args.lesson_command == "show":
+        print(f"# {lesson.number}. {lesson.title}\n\n{lesson.text.strip()}\n")
+        for spec in lesson.runs:
+            print(f"run {spec.name}: {spec.label} ({spec.source})")
+        if lesson.change is not None:
+            print(f"change: {lesson.change.text}")
+        for e in lesson.expectations:
+            print(f"check {e.id}: {e.check.text}")
+        return EXIT_OK
+    _kernels_notice()
+    progress = None if args.quiet else (lambda text: print(text + "…", file=sys.stderr, flush=True))
+    report = run_lesson(lesson, progress=progress)
+    print(report_text(report))
+    return EXIT_OK if report.passed else EXIT_LESSON_UNMET
+
+
+def _add_lesson_parser(sub: Any) -> None:
+    p = sub.add_parser("lesson", help="list, show or run the guided lessons")
+    lesson_sub = p.add_subparsers(dest="lesson_command", required=True)
+    lesson_sub.add_parser("list", help="the lessons, in order")
+    show = lesson_sub.add_parser("show", help="a lesson's text, runs and checks")
+    show.add_argument("name", help="lesson id or number (or a path to a .toml lesson file)")
+    run = lesson_sub.add_parser("run", help="train every run of a lesson and check its expectations")
+    run.add_argument("name", help="lesson id or number (or a path to a .toml lesson file)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_lesson)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backprop", description="Backprop Studio engine (headless).")
     parser.add_argument("--version", action="version", version=f"backprop-studio {engine.__version__}")
@@ -246,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("-o", "--output", help="write the trained model (.bpmodel)")
     p.add_argument("--metrics", help="write the metrics stream (JSON lines)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no notices")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("predict", help="run a trained model on raw features (CSV or NPZ 'X')")
     p.add_argument("model")
@@ -261,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the speed benchmarks against PyTorch (needs torch)")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
+    _add_lesson_parser(sub)
     return parser
 
 

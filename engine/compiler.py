@@ -1,28 +1,31 @@
 """Compile a Graph into a trainable Model.
 
 All trainable tensors live in one flat array (``Model.params``) and their gradients in
-another (``Model.grads``); each layer sees views of its slice. This is what makes a training
+another (``Model.grads``); persistent layer state (BatchNorm running statistics) in a third
+(``Model.state``); each layer sees views of its slices. This is what makes a training
 step cheap around the layers: the optimizer update, weight decay, clipping and the
 per-node gradient norms are each one Numba call over the flat arrays, whatever the depth.
 
 Execution is a list of :class:`NodeRuntime` in topological order (the readable general
 path). A graph that is a plain chain of Dense and element-wise activations may also run on
-the fused whole-step kernel of :mod:`engine.kernels.mlp` (same numbers, one call per step).
+the fused whole-step path of :mod:`engine.fused` (same numbers, one kernel call per step).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from engine.errors import GraphError, ModelFileError, TrainingError
-from engine.graph import Graph
-from engine.kernels.mlp import FusedChain
+from engine.fused import FusedChain
+from engine.graph import Graph, PortRef
 from engine.layers.base import NodeRuntime, Shape
-from engine.losses import LOSSES, loss_and_grad
+from engine.losses import loss_and_grad
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -39,8 +42,36 @@ def resolve_dtype(name: Any) -> np.dtype:
     return dt
 
 
+@dataclass
+class Snapshot:
+    """A copy of everything a model has learned: parameters, layer state and, optionally,
+    the position of its random generator (dropout masks).
+
+    Early stopping keeps the best epoch's snapshot, the studio's preview model takes one of
+    the training model, and the trainer takes one around the forward it re-runs to locate a
+    divergence, so that looking never changes what is being looked at.
+    """
+
+    params: np.ndarray
+    state: np.ndarray
+    rng: dict[str, Any] | None = None
+
+
+#: Evaluation and prediction run in chunks of at most this many bytes of activations.
+EVAL_CHUNK_BYTES = 64 << 20
+#: Kept least-recently-used scratch sets (batch sizes): training, last partial, evaluation.
+SCRATCH_SIZES = 3
+
+
 class Model:
-    """A compiled graph: shapes, flat parameters, and forward/backward over the nodes."""
+    """A compiled graph: shapes, flat parameters and state, forward/backward over the nodes.
+
+    Outputs and pending gradients are keyed by :data:`PortRef` ``(node, port)``, so a layer
+    with several output ports (a recurrent layer's sequence and final state) feeds each
+    consumer the port it is wired from. ``params``/``grads`` hold every trainable number,
+    ``state`` every persistent non-trained one (BatchNorm running statistics); layers see
+    views of their slices (``rt.W``, ``rt.G``, ``rt.B``).
+    """
 
     def __init__(self, graph: Graph, dtype: Any = np.float32, seed: int = 0,
                  loss: str | None = None, input_shape: Shape | None = None, fused: bool = True) -> None:
@@ -56,15 +87,21 @@ class Model:
         if report.problems:
             raise GraphError(str(report.problems[0]), node=report.problems[0].node)
         self.shapes: dict[str, Shape] = {k: v for k, v in report.shapes.items() if v is not None}
+        self.port_shapes: dict[PortRef, Shape] = {k: v for k, v in report.port_shapes.items() if v is not None}
         self.order = self.graph.topological_order()
+        self.ports = {nid: self.graph.nodes[nid].output_ports() for nid in self.order}
+        self.output_ref: PortRef = (self.output_id, self.ports[self.output_id][0])
         self.loss = loss if loss is not None else self.graph.training.get("loss", "mse")
-        self._sources = {nid: self.graph.inputs_of(nid) for nid in self.order}
+        self._sources: dict[str, list[PortRef]] = {
+            nid: [s for s in self.graph.inputs_of(nid) if s is not None] for nid in self.order}
         self._layout(report.in_shapes)
         self.rng = np.random.default_rng(seed + 1)
         for rt in self.runtimes.values():
             rt.rng = self.rng
-        self.loss_from = self._fused_loss_source()
-        self.outputs: dict[str, np.ndarray] = {}
+        self.loss_from: PortRef = self._fused_loss_source()
+        self.outputs: dict[PortRef, np.ndarray] = {}
+        self._scratch: OrderedDict[int, dict[str, dict[str, np.ndarray]]] = OrderedDict()
+        self.min_batch = max((rt.type.min_batch for rt in self.runtimes.values()), default=1)
         self.fused: FusedChain | None = None
         self.init_weights(seed)
         if fused:
@@ -72,24 +109,31 @@ class Model:
 
     # -- layout -----------------------------------------------------------------------
     def _layout(self, in_shapes: Mapping[str, list]) -> None:
-        """Place every trainable tensor in the flat buffers, in topological order."""
+        """Place every trainable tensor in the flat buffers, and every state tensor in the
+        flat state store, in topological order."""
         sizes: list[tuple[str, str, Shape]] = []
+        state_sizes: list[tuple[str, str, Shape]] = []
         for nid in self.order:
             node = self.graph.nodes[nid]
             for name, shape in node.layer.weights(node.params, in_shapes[nid]).items():
                 sizes.append((nid, name, tuple(shape)))
+            for name, shape in node.layer.buffers(node.params, in_shapes[nid]).items():
+                state_sizes.append((nid, name, tuple(shape)))
         total = sum(math.prod(s) for _, _, s in sizes)
         self.params = np.zeros(total, self.dtype)
         self.grads = np.zeros(total, self.dtype)
+        self.state = np.zeros(sum(math.prod(s) for _, _, s in state_sizes), self.dtype)
         self.decay_mask = np.zeros(total, np.uint8)
         self.slices: dict[str, tuple[int, int]] = {}
         self.runtimes: dict[str, NodeRuntime] = {}
         data_fed = {self.input_id}
         for nid in self.order:
             node = self.graph.nodes[nid]
+            srcs = self._sources[nid]
             self.runtimes[nid] = NodeRuntime(
                 nid, node.layer, dict(node.params), list(in_shapes[nid]), self.shapes[nid], self.dtype,
-                need_input_grad=not all(s in data_fed for s in self._sources[nid]) or not self._sources[nid],
+                need_input_grad=not all(s[0] in data_fed for s in srcs) or not srcs,
+                out_shapes={port: self.port_shapes[(nid, port)] for port in self.ports[nid]},
             )
         offset = 0
         starts: dict[str, int] = {}
@@ -103,26 +147,24 @@ class Model:
             starts.setdefault(nid, offset)
             offset += n
             self.slices[nid] = (starts[nid], offset)
+        offset = 0
+        for nid, name, shape in state_sizes:
+            n = math.prod(shape)
+            self.runtimes[nid].B[name] = self.state[offset:offset + n].reshape(shape)
+            offset += n
         self.param_nodes = [nid for nid in self.order if nid in self.slices]
         bounds = [self.slices[nid][0] for nid in self.param_nodes] + [total]
         self.node_offsets = np.asarray(bounds, np.int64)
-        for nid in self.order:
-            rt = self.runtimes[nid]
-            node = self.graph.nodes[nid]
-            if rt.type.init_buffers is not None:
-                for name, value in rt.type.init_buffers(node.params, rt.in_shapes).items():
-                    rt.B[name] = np.array(value, dtype=self.dtype)
 
-    def _fused_loss_source(self) -> str:
-        """The node whose output the loss reads: the terminal Softmax/sigmoid's input if fused."""
-        spec = LOSSES.get(self.loss)
+    def _fused_loss_source(self) -> PortRef:
+        """What the loss reads: the output layer's input if the loss absorbs that layer
+        (``LayerType.absorbed_by``: a terminal Softmax under cross-entropy, sigmoid under BCE)."""
         out = self.graph.nodes[self.output_id]
-        if spec and spec.fuses and out.type == spec.fuses[0]:
-            if not spec.fuses[1] or out.params.get("function") == spec.fuses[1]:
-                src = self._sources[self.output_id][0]
-                if src is not None:
-                    return src
-        return self.output_id
+        if self.loss in out.layer.absorbed_by(out.params):
+            srcs = self._sources[self.output_id]
+            if srcs:
+                return srcs[0]
+        return self.output_ref
 
     @property
     def output_shape(self) -> Shape:
@@ -130,17 +172,21 @@ class Model:
 
     @property
     def loss_shape(self) -> Shape:
-        return self.shapes[self.loss_from]
+        return self.port_shapes[self.loss_from]
 
     @property
     def outputs_probabilities(self) -> bool:
         """Whether the graph's output is a probability (for the accuracy threshold)."""
-        return self.loss_from != self.output_id or self.loss in ("mse", "mae")
+        return self.loss_from != self.output_ref or self.loss in ("mse", "mae")
 
     def param_count(self) -> int:
         return int(self.params.size)
 
-    # -- weights ----------------------------------------------------------------------
+    def output_of(self, node_id: str, port: str | None = None) -> np.ndarray | None:
+        """The last forward's output of ``node_id`` at ``port`` (default: its primary port)."""
+        return self.outputs.get((node_id, port or self.ports[node_id][0]))
+
+    # -- weights and state ------------------------------------------------------------
     def init_weights(self, seed: int) -> None:
         """Fresh initialisation from ``seed`` (same seed, same weights, bit for bit)."""
         rng = np.random.default_rng(seed)
@@ -158,19 +204,32 @@ class Model:
             rt.rng = self.rng
         self.grads[:] = 0
 
+    def snapshot(self, rng: bool = False) -> Snapshot:
+        """A copy of parameters and layer state (and the random generator's state if asked)."""
+        return Snapshot(self.params.copy(), self.state.copy(),
+                        self.rng.bit_generator.state if rng else None)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put back what :meth:`snapshot` copied (from this model or one of the same layout)."""
+        if snap.params.shape != self.params.shape or snap.state.shape != self.state.shape:
+            raise TrainingError("the snapshot was taken from a model of another layout")
+        self.params[...] = snap.params
+        self.state[...] = snap.state
+        if snap.rng is not None:
+            self.rng.bit_generator.state = snap.rng
+
+    def _named_arrays(self) -> dict[str, np.ndarray]:
+        """``{"<node>.<name>": view}`` of every parameter and state tensor."""
+        return {f"{nid}.{n}": a for nid in self.order
+                for n, a in list(self.runtimes[nid].W.items()) + list(self.runtimes[nid].B.items())}
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """``{"<node>.<name>": array}`` for weights and buffers (the model file's weights.npz)."""
-        out: dict[str, np.ndarray] = {}
-        for nid in self.order:
-            rt = self.runtimes[nid]
-            for name, arr in list(rt.W.items()) + list(rt.B.items()):
-                out[f"{nid}.{name}"] = arr.copy()
-        return out
+        """``{"<node>.<name>": array}`` for weights and state (the model file's weights.npz)."""
+        return {key: arr.copy() for key, arr in self._named_arrays().items()}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         """Copy arrays in, refusing missing keys and wrong shapes with a clear message."""
-        expected = {f"{nid}.{n}": a for nid in self.order
-                    for n, a in list(self.runtimes[nid].W.items()) + list(self.runtimes[nid].B.items())}
+        expected = self._named_arrays()
         missing = sorted(set(expected) - set(state))
         extra = sorted(set(state) - set(expected))
         if missing or extra:
@@ -187,43 +246,83 @@ class Model:
                 raise ModelFileError(f"weight '{key}' contains NaN or infinite values")
             target[...] = value
 
+    # -- scratch ----------------------------------------------------------------------
+    def _bind_scratch(self, n: int) -> None:
+        """Point every layer's ``rt.scratch`` at its arrays for batches of ``n`` examples.
+
+        Allocated the first time a batch size is seen and reused afterwards; the
+        :data:`SCRATCH_SIZES` most recently used sizes are kept (training batch, the last
+        partial batch, evaluation chunks).
+        """
+        sets = self._scratch
+        if n in sets:
+            sets.move_to_end(n)
+        else:
+            sets[n] = {nid: {name: np.zeros(shape, self.dtype) for name, shape in
+                             rt.type.scratch(rt.p, rt.in_shapes, n).items()}
+                       for nid, rt in self.runtimes.items() if rt.type.scratch is not None}
+            while len(sets) > SCRATCH_SIZES:
+                sets.popitem(last=False)
+        for nid, arrays in sets[n].items():
+            self.runtimes[nid].scratch = arrays
+
+    def example_bytes(self) -> int:
+        """Bytes one example needs during an evaluation forward: every port's output, plus
+        the layers' per-example scratch, plus the caches forward keeps (about as much again)."""
+        itemsize = self.dtype.itemsize
+        outputs = sum(math.prod(s) for s in self.port_shapes.values())
+        scratch = sum(math.prod(shape) for rt in self.runtimes.values() if rt.type.scratch is not None
+                      for shape in rt.type.scratch(rt.p, rt.in_shapes, 1).values())
+        return max(1, (2 * outputs + scratch) * itemsize)
+
+    def eval_chunk(self, budget: int = EVAL_CHUNK_BYTES) -> int:
+        """Examples per evaluation chunk so that a chunk's activations stay within ``budget``."""
+        return int(min(65536, max(1, budget // self.example_bytes())))
+
     # -- execution --------------------------------------------------------------------
     def set_training(self, training: bool) -> None:
         for rt in self.runtimes.values():
             rt.training = training
 
-    def forward(self, X: np.ndarray, training: bool = False, stop_at: str | None = None) -> np.ndarray:
-        """Run the nodes in order; keeps every node's output in ``self.outputs``."""
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
+        """Run the nodes in order; keeps every port's output in ``self.outputs``."""
         self.set_training(training)
+        self._bind_scratch(len(X))
         outs = self.outputs
         outs.clear()
         for nid in self.order:
             rt = self.runtimes[nid]
             srcs = self._sources[nid]
-            xs = [outs[s] for s in srcs] if srcs else [X]  # type: ignore[index]
-            outs[nid] = rt.type.forward(rt, xs)
-            if nid == stop_at:
-                return outs[nid]
-        return outs[self.output_id]
+            xs = [outs[s] for s in srcs] if srcs else [X]
+            y = rt.type.forward(rt, xs)
+            ports = self.ports[nid]
+            if len(ports) == 1:
+                outs[(nid, ports[0])] = y
+            else:
+                for port, value in zip(ports, y, strict=True):
+                    outs[(nid, port)] = value
+        return outs[self.output_ref]
 
-    def backward(self, dout: np.ndarray, start: str | None = None) -> None:
-        """Back-propagate ∂L/∂(output of ``start``) through the graph into ``self.grads``.
+    def backward(self, dout: np.ndarray, start: PortRef | None = None) -> None:
+        """Back-propagate ∂L/∂(``start``'s output) through the graph into ``self.grads``.
 
-        A node's upstream gradient is the sum over the edges leaving it (fan-out).
+        A port's upstream gradient is the sum over the edges leaving it (fan-out); a layer
+        with several output ports receives one gradient per port (None where none arrives).
         """
-        start = start or self.output_id
+        start = start or self.output_ref
         self.grads[:] = 0
-        pending: dict[str, np.ndarray] = {start: dout}
-        begin = self.order.index(start)
+        pending: dict[PortRef, np.ndarray] = {start: dout}
+        begin = self.order.index(start[0])
         for nid in reversed(self.order[: begin + 1]):
-            dy = pending.pop(nid, None)
+            ports = self.ports[nid]
+            dys = [pending.pop((nid, port), None) for port in ports]
             srcs = self._sources[nid]
-            if dy is None or not srcs:
+            if not srcs or all(d is None for d in dys):
                 continue
             rt = self.runtimes[nid]
-            dxs = rt.type.backward(rt, dy)
+            dxs = rt.type.backward(rt, dys[0] if len(ports) == 1 else tuple(dys))
             for src, dx in zip(srcs, dxs, strict=True):
-                if dx is None or src == self.input_id:
+                if dx is None or src[0] == self.input_id:
                     continue
                 if src in pending:
                     pending[src] = pending[src] + dx
@@ -234,27 +333,36 @@ class Model:
         """One training forward and backward: returns the loss, fills ``self.grads``."""
         if self.fused is not None:
             return self.fused.loss_and_grads(X, T)
-        z = self.forward(X, training=True)
-        if self.loss_from != self.output_id:
-            z = self.outputs[self.loss_from]
+        self.forward(X, training=True)
+        z = self.outputs[self.loss_from]
         dz = np.empty_like(z)
         loss = loss_and_grad(self.loss, z, T, dz)
         self.backward(dz, self.loss_from)
         return loss
 
-    def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Evaluation-mode outputs of the graph as drawn (a final Softmax gives probabilities)."""
-        X = np.asarray(X, dtype=self.dtype)
+    def _chunks(self, X: np.ndarray, batch_size: int | None) -> Iterator[np.ndarray]:
+        step = batch_size or self.eval_chunk()
+        for i in range(0, len(X), step):
+            yield X[i:i + step]
+
+    def predict(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Evaluation-mode outputs of the graph as drawn (a final Softmax gives probabilities).
+
+        Runs in chunks sized from the bytes an example needs (:meth:`eval_chunk`) unless
+        ``batch_size`` is given, writing into one preallocated result.
+        """
         if X.shape[1:] != self.shapes[self.input_id]:
             raise TrainingError(
                 f"input has shape {X.shape[1:]} per example but Input '{self.input_id}' "
                 f"expects {self.shapes[self.input_id]}"
             )
-        chunks = [self.forward(X[i:i + batch_size], training=False).copy()
-                  for i in range(0, len(X), batch_size)]
-        if not chunks:
-            return np.zeros((0,) + self.output_shape, self.dtype)
-        return np.concatenate(chunks)
+        out = np.empty((len(X),) + self.output_shape, self.dtype)
+        start = 0
+        for chunk in self._chunks(X, batch_size):
+            y = self.forward(np.ascontiguousarray(chunk, dtype=self.dtype), training=False)
+            out[start:start + len(chunk)] = y
+            start += len(chunk)
+        return out
 
     def logits_for_loss(self, X: np.ndarray) -> np.ndarray:
         """Evaluation-mode values the loss reads (logits when a terminal layer is fused)."""
@@ -264,9 +372,10 @@ class Model:
     def first_non_finite(self) -> str | None:
         """The first node (in order) whose output or parameter gradient is not finite."""
         for nid in self.order:
-            out = self.outputs.get(nid)
-            if out is not None and not np.all(np.isfinite(out)):
-                return nid
+            for port in self.ports[nid]:
+                out = self.outputs.get((nid, port))
+                if out is not None and not np.all(np.isfinite(out)):
+                    return nid
         for nid in self.param_nodes:
             a, b = self.slices[nid]
             if not np.all(np.isfinite(self.grads[a:b])) or not np.all(np.isfinite(self.params[a:b])):

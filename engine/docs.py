@@ -38,8 +38,11 @@ def layers_markdown() -> str:
         out += [f"## {CATEGORY_TITLES.get(category, category.title())}", ""]
         for layer in layers:
             out += [f"### {layer.name}", "", layer.help, ""]
-            ports = ", ".join(f"`{p}`" for p in layer.inputs(layer.default_params())) or "none"
-            out += [f"Inputs: {ports}. Output: `out`. Exports: "
+            defaults = layer.default_params()
+            ports = ", ".join(f"`{p}`" for p in layer.inputs(defaults)) or "none"
+            outs = layer.output_ports(defaults)
+            label = "Output" if len(outs) == 1 else "Outputs"
+            out += [f"Inputs: {ports}. {label}: {', '.join(f'`{p}`' for p in outs)}. Exports: "
                     + (", ".join(sorted(layer.exporters)) or "none") + ".", ""]
             if layer.params:
                 out += ["| parameter | default | allowed | meaning |", "|---|---|---|---|"]

@@ -41,3 +41,7 @@ class TrainingError(BackpropError):
 
 class ExportError(BackpropError):
     """A model cannot be exported to the requested format; names node and reason."""
+
+
+class LessonError(BackpropError):
+    """A lesson file is malformed or names something that does not exist (run, node, measure)."""

@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -99,13 +100,23 @@ class Problem:
         return f"{self.node}: {self.message}" if self.node else self.message
 
 
+PortRef = tuple[str, str]
+"""``(node id, port name)``: one output of one node, the key of outputs and gradients."""
+
+
 @dataclass
 class ShapeReport:
-    """Result of shape inference: output shape per node (None where unknown) and problems."""
+    """Result of shape inference and the problems found.
+
+    ``shapes`` holds each node's primary output shape (None where unknown),
+    ``port_shapes`` the shape of every output port ``(node, port)``, and ``in_shapes``
+    the shapes arriving at each node's input ports, in port order.
+    """
 
     shapes: dict[str, Shape | None]
     in_shapes: dict[str, list[Shape | None]]
     problems: list[Problem]
+    port_shapes: dict[PortRef, Shape | None] = field(default_factory=dict)
 
     def problems_for(self, node_id: str) -> list[Problem]:
         return [p for p in self.problems if p.node == node_id]
@@ -163,13 +174,13 @@ class Graph:
                 return e
         return None
 
-    def inputs_of(self, node_id: str) -> list[str | None]:
-        """Source node per input port, in port order (None for an unconnected port)."""
+    def inputs_of(self, node_id: str) -> list[PortRef | None]:
+        """``(source node, source port)`` per input port, in port order (None: unconnected)."""
         node = self.node(node_id)
-        out: list[str | None] = []
+        out: list[PortRef | None] = []
         for port in node.input_ports():
             edge = self.edge_into_port(node_id, port)
-            out.append(edge.src if edge else None)
+            out.append((edge.src, edge.src_port) if edge else None)
         return out
 
     def input_nodes(self) -> list[str]:
@@ -354,6 +365,7 @@ class Graph:
         first problem is the one the person sees. ``input_shapes`` overrides Input nodes.
         """
         shapes: dict[str, Shape | None] = {}
+        ports: dict[PortRef, Shape | None] = {}
         ins: dict[str, list[Shape | None]] = {}
         problems: list[Problem] = []
         try:
@@ -363,9 +375,11 @@ class Graph:
         for nid in order:
             node = self.nodes[nid]
             srcs = self.inputs_of(nid)
-            in_shapes = [shapes.get(s) if s else None for s in srcs]
+            in_shapes = [ports.get(s) if s else None for s in srcs]
             ins[nid] = in_shapes
             shapes[nid] = None
+            names = node.output_ports()
+            ports.update({(nid, port): None for port in names})
             missing = [p for p, s in zip(node.input_ports(), srcs, strict=True) if s is None]
             if missing:
                 which = ", ".join(f"'{p}'" for p in missing)
@@ -375,12 +389,15 @@ class Graph:
                 continue
             try:
                 if node.type == "Input" and input_shapes and nid in input_shapes:
-                    shapes[nid] = tuple(input_shapes[nid])
+                    out = {names[0]: tuple(input_shapes[nid])}
                 else:
-                    shapes[nid] = tuple(node.layer.shape(node.params, in_shapes))  # type: ignore[arg-type]
+                    out = node.layer.port_shapes(node.params, in_shapes)  # type: ignore[arg-type]
             except ShapeError as err:
                 problems.append(Problem(nid, f"{node.type} '{nid}': {err}"))
-        return ShapeReport(shapes, ins, problems)
+                continue
+            ports.update({(nid, port): shape for port, shape in out.items()})
+            shapes[nid] = out[names[0]]
+        return ShapeReport(shapes, ins, problems, ports)
 
     def problems(self, require_loss: bool = True) -> list[Problem]:
         """Everything that stops this graph from training, each naming its node."""
@@ -404,6 +421,11 @@ class Graph:
         loss = self.training.get("loss")
         if require_loss and loss not in LOSSES:
             found.append(Problem(None, f"missing or unknown loss {loss!r}; choose one of {', '.join(LOSSES)}"))
+        needs = LOSSES[loss].requires_output if loss in LOSSES else None
+        if require_loss and needs and len(outputs) == 1 and self.nodes[outputs[0]].type != needs:
+            found.append(Problem(outputs[0], f"the {loss} loss reads a {needs} output, but the graph ends in "
+                                             f"this {self.nodes[outputs[0]].type}; add a {needs} layer at the "
+                                             "end or choose another loss"))
         return found
 
     def validate(self) -> ShapeReport:
@@ -546,15 +568,50 @@ class Graph:
         atomic_write_text(Path(path), self.to_json())
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: set and restore at once (the only portable way to read it)
+    os.umask(mask)
+    return mask
+
+
+def creation_mode(path: Path, directory: bool = False) -> int:
+    """The permissions a plain ``open(path, "w")`` (or ``mkdir``) would leave ``path`` with.
+
+    Replacing an existing file keeps its mode; a new one gets 0666 (0777 for a folder)
+    minus the umask. Temporary files from ``tempfile`` are 0600/0700 whatever the umask,
+    so atomic writes set this mode on them before renaming them into place.
+    """
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: all or nothing."""
+    """Write to a temporary file beside ``path`` and rename it over: all or nothing.
+
+    The file ends up with the permissions a normal write would give it (:func:`creation_mode`).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    mode = creation_mode(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    except OSError as err:  # name the user's file, not the temporary one
+        raise OSError(err.errno, err.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

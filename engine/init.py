@@ -27,6 +27,9 @@ INITIALISERS: dict[str, tuple[str, Initialiser]] = {
                 lambda shape, fi, fo, rng, s: rng.uniform(-s, s, size=shape)),
     "uniform_fanin": ("U(−2.4/fan_in, 2.4/fan_in) (Haykin's rule)",
                       lambda shape, fi, fo, rng, s: rng.uniform(-2.4 / fi, 2.4 / fi, size=shape)),
+    "uniform_sqrt_fanin": ("U(−1/√fan_in, 1/√fan_in): the 'standard' initialisation Glorot & Bengio "
+                           "compare with (variance 1/(3·fan_in): activations shrink with depth)",
+                           lambda shape, fi, fo, rng, s: rng.uniform(-1, 1, size=shape) / math.sqrt(fi)),
     "xavier_uniform": ("Glorot: U(±√(6/(fan_in+fan_out)))",
                        lambda shape, fi, fo, rng, s: rng.uniform(-1, 1, size=shape) * math.sqrt(6.0 / (fi + fo))),
     "xavier_normal": ("Glorot: N(0, 2/(fan_in+fan_out))",

@@ -20,12 +20,14 @@ import numpy as np
 import engine
 from engine.compiler import Model, compile_graph
 from engine.errors import BackpropError, ModelFileError
+from engine.graph import FORMAT as GRAPH_FORMAT
 from engine.graph import Graph, atomic_write_bytes
 
 FORMAT = "backprop-studio.model"
 VERSION = 1
 MAX_MEMBER_BYTES = 2 << 30
 MEMBERS = ("graph.json", "weights.npz", "meta.json")
+GRAPH_SNIFF_BYTES = 64 << 20  # a graph file larger than this is not looked into
 
 
 @dataclass
@@ -76,10 +78,24 @@ def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
         raise ModelFileError(f"{where}: '{name}' is damaged ({err})") from None
 
 
+def _is_graph_file(path: Path) -> bool:
+    """True if ``path`` holds a graph file (JSON with the graph format tag) rather than a model."""
+    try:
+        if path.stat().st_size > GRAPH_SNIFF_BYTES:
+            return False
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == GRAPH_FORMAT
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Read and check a model file; raises ModelFileError with the reason if anything is off."""
     path = Path(path)
     where = path.name
+    if path.is_file() and not zipfile.is_zipfile(path) and _is_graph_file(path):
+        raise ModelFileError(f"{path} is a graph, not a trained model; train it into one first: "
+                             f"backprop train {path} -o {path.with_suffix('.bpmodel')}")
     try:
         with zipfile.ZipFile(path) as zf:
             raw = {name: _read_member(zf, name, where) for name in MEMBERS}

@@ -1,12 +1,13 @@
 """Optimizers, learning-rate schedules, gradient clipping, weight decay and gradient norms.
 
-An optimizer is a tiny declaration (:class:`OptimizerSpec`): its parameters, an ``init`` that
-allocates its per-parameter state and an ``update`` that applies one step as a single Numba
-call over the model's flat ``params``/``grads`` buffers (:mod:`engine.kernels.optim`). The
-update rules are those of ``torch.optim`` so the exported PyTorch script reproduces our
-steps. :class:`Optimizer` binds a spec to a validated config, a state and a step count; the
+An optimizer is a tiny declaration (:class:`OptimizerSpec`): its parameters, its update rule
+(``kind``, one of :func:`engine.kernels.optim.fused_step`'s) with the rule's constants and
+the names of its per-parameter state. :class:`Optimizer` binds a spec to a validated config,
+a state and a step count; its :meth:`Optimizer.step` is one Numba call over the model's flat
+``params``/``grads`` buffers that also yields every node's gradient norm. The update rules
+are those of ``torch.optim`` so the exported PyTorch script reproduces our steps. The
 trainer calls :func:`make_optimizer`, :func:`lr_at`, :func:`apply_weight_decay`,
-:func:`clip_by_global_norm` and :func:`segment_norms`. The training panel and
+:func:`global_norm`/:func:`clip_factor` and :meth:`Optimizer.step`. The training panel and
 ``docs/training.md`` (:func:`optimizers_markdown`, ``python -m engine.optim``) are generated
 from :data:`OPTIMIZERS` and :data:`SCHEDULES`.
 """
@@ -33,20 +34,21 @@ Hyper = Mapping[str, Any]
 # ---- declarations ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """One optimizer: parameters (``lr`` first), state allocation and the in-place update.
+    """One optimizer: parameters (``lr`` first), its update rule and how many state arrays.
 
-    ``update(params, grads, state, lr, t, hp)`` performs step ``t`` (1-based) with learning
-    rate ``lr`` and the validated hyper-parameters ``hp``. ``state`` names the arrays ``init``
-    returns (the keys of the saved state, as in torch). ``check(hp)`` returns a message for
-    combinations a single parameter cannot express; ``torch(hp)`` gives the equivalent
-    ``torch.optim`` class name and keyword arguments.
+    ``kind`` selects the rule in :func:`engine.kernels.optim.fused_step` and ``hyper(hp)``
+    gives the rule's constants after η and t, in the order that kernel documents, from the
+    validated hyper-parameters ``hp``. ``state`` names the per-parameter arrays (the keys of
+    the saved state, as in torch). ``check(hp)`` returns a message for combinations a single
+    parameter cannot express; ``torch(hp)`` gives the equivalent ``torch.optim`` class name
+    and keyword arguments.
     """
 
     name: str
     help: str
     params: tuple[ParamSpec, ...]
-    init: Callable[[int, np.dtype], State]
-    update: Callable[..., None]
+    kind: int
+    hyper: Callable[[Hyper], tuple[float, ...]]
     state: tuple[str, ...] = ()
     check: Callable[[Hyper], str | None] | None = None
     torch: Callable[[Hyper], tuple[str, dict[str, Any]]] | None = None
@@ -76,31 +78,12 @@ BETA2 = ParamSpec("beta2", "float", 0.999, "β2: decay of the running mean of sq
                   min=0.0, max=1.0)
 
 
-def _zeros(k: int) -> Callable[[int, np.dtype], State]:
-    def init(n: int, dtype: np.dtype) -> State:
-        return tuple(np.zeros(n, dtype) for _ in range(k))
-    return init
+def _sgd_hyper(nesterov: bool | None) -> Callable[[Hyper], tuple[float, ...]]:
+    return lambda hp: (hp["momentum"], float(hp["nesterov"] if nesterov is None else nesterov))
 
 
-def _sgd(nesterov: bool | None) -> Callable[..., None]:
-    def update(params, grads, state, lr, t, hp):
-        nest = hp["nesterov"] if nesterov is None else nesterov
-        K.sgd_update(params, grads, state[0], lr, hp["momentum"], nest)
-    return update
-
-
-def _adagrad(params, grads, state, lr, t, hp):
-    K.adagrad_update(params, grads, state[0], lr / (1.0 + (t - 1) * hp["lr_decay"]), hp["eps"])
-
-
-def _rmsprop(params, grads, state, lr, t, hp):
-    K.rmsprop_update(params, grads, state[0], state[1], state[2], lr, hp["alpha"], hp["eps"],
-                     hp["momentum"], hp["centered"])
-
-
-def _adam(params, grads, state, lr, t, hp):
-    K.adam_update(params, grads, state[0], state[1], lr, hp["beta1"], hp["beta2"], hp["eps"],
-                  hp.get("weight_decay", 0.0), t)
+def _adam_hyper(hp: Hyper) -> tuple[float, ...]:
+    return hp["beta1"], hp["beta2"], hp["eps"], hp.get("weight_decay", 0.0)
 
 
 def _nesterov_needs_momentum(hp: Hyper) -> str | None:
@@ -138,24 +121,24 @@ def _register(spec: OptimizerSpec) -> None:
 _register(OptimizerSpec(
     "sgd", "Stochastic gradient descent, optionally with (Nesterov) momentum. " + _SGD_HELP,
     (_lr(0.01), _momentum(0.0), ParamSpec("nesterov", "bool", False, "Use Nesterov momentum (needs μ > 0).")),
-    _zeros(1), _sgd(None), ("momentum_buffer",),
+    K.SGD, _sgd_hyper(None), ("momentum_buffer",),
     check=lambda hp: _nesterov_needs_momentum(hp) if hp["nesterov"] else None,
     torch=lambda hp: _torch_sgd(hp, None)))
 _register(OptimizerSpec(
     "momentum", "SGD with classical (heavy-ball) momentum, μ = 0.9 by default. " + _SGD_HELP,
-    (_lr(0.01), _momentum(0.9)), _zeros(1), _sgd(False), ("momentum_buffer",),
+    (_lr(0.01), _momentum(0.9)), K.SGD, _sgd_hyper(False), ("momentum_buffer",),
     torch=lambda hp: _torch_sgd(hp, False)))
 _register(OptimizerSpec(
     "nesterov", "SGD with Nesterov momentum (looks ahead along the velocity), μ = 0.9 by default. "
     + _SGD_HELP,
-    (_lr(0.01), _momentum(0.9, "Momentum μ (must be > 0).")), _zeros(1), _sgd(True),
+    (_lr(0.01), _momentum(0.9, "Momentum μ (must be > 0).")), K.SGD, _sgd_hyper(True),
     ("momentum_buffer",), check=_nesterov_needs_momentum, torch=lambda hp: _torch_sgd(hp, True)))
 _register(OptimizerSpec(
     "adagrad", "AdaGrad: per-weight rates that shrink with the accumulated squared gradient. "
     "s ← s + g²; p ← p − η' g / (√s + ε) with η' = η / (1 + (t−1)·lr_decay). As torch.optim.Adagrad.",
     (_lr(0.01), ParamSpec("lr_decay", "float", 0.0, "Decay of η with the step count t.", min=0.0, max=10.0),
      _eps(1e-10)),
-    _zeros(1), _adagrad, ("sum",),
+    K.ADAGRAD, lambda hp: (hp["lr_decay"], hp["eps"]), ("sum",),
     torch=lambda hp: ("Adagrad", {"lr": hp["lr"], "lr_decay": hp["lr_decay"], "eps": hp["eps"]})))
 _register(OptimizerSpec(
     "rmsprop", "RMSProp: divides by a running RMS of recent gradients. v ← α v + (1−α) g²; "
@@ -165,14 +148,15 @@ _register(OptimizerSpec(
                           min=0.0, max=1.0),
      _eps(1e-8), _momentum(0.0),
      ParamSpec("centered", "bool", False, "Normalise by the running variance instead of the mean square.")),
-    _zeros(3), _rmsprop, ("square_avg", "grad_avg", "momentum_buffer"),
+    K.RMSPROP, lambda hp: (hp["alpha"], hp["eps"], hp["momentum"], float(hp["centered"])),
+    ("square_avg", "grad_avg", "momentum_buffer"),
     torch=lambda hp: ("RMSprop", {"lr": hp["lr"], "alpha": hp["alpha"], "eps": hp["eps"],
                                   "momentum": hp["momentum"], "centered": hp["centered"]})))
 _register(OptimizerSpec(
     "adam", "Adam: momentum on g and per-weight scaling by the RMS of g, both bias-corrected. "
     "m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; p ← p − η/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε). "
     "As torch.optim.Adam.",
-    (_lr(0.001), BETA1, BETA2, _eps(1e-8)), _zeros(2), _adam, ("exp_avg", "exp_avg_sq"),
+    (_lr(0.001), BETA1, BETA2, _eps(1e-8)), K.ADAM, _adam_hyper, ("exp_avg", "exp_avg_sq"),
     check=_betas_below_one,
     torch=lambda hp: ("Adam", {"lr": hp["lr"], "betas": (hp["beta1"], hp["beta2"]), "eps": hp["eps"]})))
 _register(OptimizerSpec(
@@ -181,7 +165,7 @@ _register(OptimizerSpec(
     (_lr(0.001), BETA1, BETA2, _eps(1e-8),
      ParamSpec("weight_decay", "float", 0.01, "λ: decoupled decay of every parameter per step.",
                min=0.0, max=10.0)),
-    _zeros(2), _adam, ("exp_avg", "exp_avg_sq"), check=_betas_below_one,
+    K.ADAM, _adam_hyper, ("exp_avg", "exp_avg_sq"), check=_betas_below_one,
     torch=lambda hp: ("AdamW", {"lr": hp["lr"], "betas": (hp["beta1"], hp["beta2"]), "eps": hp["eps"],
                                 "weight_decay": hp["weight_decay"]})))
 
@@ -230,20 +214,45 @@ class Optimizer:
         self.n_params = int(n_params)
         self.dtype = np.dtype(dtype)
         self.base_lr: float = float(self.hparams["lr"])
-        self.state: State = self.spec.init(self.n_params, self.dtype)
+        # one row per state array (at least one, so the kernel always gets a 2-D array)
+        self._state = np.zeros((max(len(self.spec.state), 1), self.n_params), self.dtype)
+        self.state: State = tuple(self._state[: len(self.spec.state)])
+        self._hp = np.array([0.0, 0.0, *self.spec.hyper(self.hparams)], np.float64)
+        self._whole = np.array([0, self.n_params], np.int64)
+        self._norm = np.zeros(1, np.float64)
         self.t = 0
 
     def config(self) -> dict[str, Any]:
         """The full config (defaults filled in), JSON-ready."""
         return {"name": self.name, **self.hparams}
 
-    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
-        """One in-place update of ``params`` from ``grads`` with learning rate ``lr``."""
-        if params.shape != (self.n_params,) or grads.shape != (self.n_params,):
-            raise ValueError(f"optimizer made for {self.n_params} parameters got arrays of shape "
-                             f"{params.shape} and {grads.shape}")
-        self.t += 1
-        self.spec.update(params, grads, self.state, float(lr), self.t, self.hparams)
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float, *, offsets: np.ndarray | None = None,
+             norms: np.ndarray | None = None, grad_scale: float = 1.0, apply: bool = True) -> bool:
+        """One in-place update of ``params`` from ``grads`` with learning rate ``lr``.
+
+        In the same pass over the buffers (:func:`engine.kernels.optim.fused_step`) the
+        gradient is first scaled by ``grad_scale`` (the clipping factor; written back into
+        ``grads``) and ``norms[k]`` receives ‖grads[offsets[k]:offsets[k+1]]‖₂, every node's
+        gradient norm. ``apply=False`` computes only that (a step whose loss is not finite).
+        Returns whether the update was applied; a non-finite gradient stops it at the block
+        where it appears (later elements keep their values) and the step does not count.
+        """
+        if params.ndim != 1 or params.shape != grads.shape or len(params) != self.n_params \
+                or params.dtype != self.dtype or grads.dtype != self.dtype:
+            raise ValueError(f"optimizer made for {self.n_params} {self.dtype} parameters got arrays of shape "
+                             f"{params.shape} ({params.dtype}) and {grads.shape} ({grads.dtype})")
+        if offsets is None:
+            offsets, norms = self._whole, self._norm
+        elif norms is None or len(norms) != len(offsets) - 1:
+            raise ValueError("Optimizer.step: norms needs one entry per segment of offsets")
+        t = self.t + 1
+        hp = self._hp
+        hp[0], hp[1] = lr, t
+        applied = K.fused_step(self.spec.kind, hp, params, grads, self._state, offsets, norms,
+                               float(grad_scale), bool(apply))
+        if applied:
+            self.t = t
+        return bool(applied)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the step count (``step``) and the state arrays, keyed by torch's names."""
@@ -390,6 +399,21 @@ def clip_by_global_norm(grads: np.ndarray, max_norm: float) -> float:
     return float(K.clip_global_norm(grads, float(max_norm)))
 
 
+def global_norm(grads: np.ndarray) -> float:
+    """‖g‖₂ of the whole gradient buffer (float64 accumulation), without changing it."""
+    return math.sqrt(K.sum_squares(grads))
+
+
+def clip_factor(norm: float, max_norm: float) -> float:
+    """The factor :func:`clip_by_global_norm` scales by: max_norm/(‖g‖ + 10⁻⁶) if < 1, else 1.
+
+    A non-finite ‖g‖ gives 1 (the gradient is left as it is, so the divergence shows).
+    """
+    if not math.isfinite(norm):
+        return 1.0
+    return min(1.0, max_norm / (norm + 1e-6))
+
+
 def apply_weight_decay(params: np.ndarray, grads: np.ndarray, mask: np.ndarray,
                        l1: float, l2: float) -> float:
     """Add the L1/L2 penalty's gradient to ``grads`` on masked weights; return the penalty.
@@ -465,8 +489,15 @@ def optimizers_markdown() -> str:
             "exceeds it, g is scaled by clip_norm / (‖g‖ + 10⁻⁶), as "
             "`torch.nn.utils.clip_grad_norm_`.",
             "3. **Gradient norms**: the L2 norm of each node's parameter gradients (after decay "
-            "and clipping) is computed in one call and sent as `grad_norms` in the step metrics "
-            "— the curves that show vanishing or exploding gradients.", ""]
+            "and clipping) is sent as `grad_norms` in the step metrics — the curves that show "
+            "vanishing or exploding gradients.", "",
+            "Clipping's scaling, the norms and the update are one pass over the parameters: block "
+            "by block, the gradient is scaled, its squares are added to its node's norm (in "
+            "float64), and the optimizer updates the block while it is still in cache. The "
+            "update's arithmetic is in the model's dtype (float32 by default, like torch.optim; "
+            "float64 models stay float64 throughout). A step whose loss is not finite updates "
+            "nothing; a non-finite gradient stops the update at the block where it appears (the "
+            "run then ends as diverged, naming the layer).", ""]
     return "\n".join(out)
 
 

@@ -1,7 +1,10 @@
 """From a graph file to a ready trainer: data, split, normalisation, model, trainer.
 
 The CLI and the studio both start training here, so both apply the same preprocessing,
-the same checks, and store the same metadata in the model file.
+the same checks, and store the same metadata in the model file. Memory: the dataset's
+float32 examples plus one working copy that :func:`~engine.data.split_dataset` gathers
+(train, validation and test are views of it) and the normaliser rewrites in place; the
+trainer receives float32 C-contiguous views it can use without copying.
 """
 
 from __future__ import annotations
@@ -101,7 +104,9 @@ def prepare_run(graph: Graph, base_dir: str | Path | None = None, *, epochs: int
     if normaliser is None and normalise:
         normaliser = Normaliser.fit(train.X)
     if normaliser is not None:
-        train, val, test = (None if d is None else _normalised(d, normaliser) for d in (train, val, test))
+        for part in (train, val, test):
+            if part is not None:
+                normaliser.apply_(part.X)  # the split's own working array, never the source
     if model is None:
         model = compile_graph(graph, dtype=config.dtype, seed=config.seed)
     trainer = Trainer(model, train.X, train.y, config, task=ds.task, n_classes=ds.n_classes,
@@ -111,15 +116,14 @@ def prepare_run(graph: Graph, base_dir: str | Path | None = None, *, epochs: int
     return Run(run_graph, config, ds, train, val, test, normaliser, model, trainer)
 
 
-def _normalised(ds: Dataset, normaliser: Normaliser) -> Dataset:
-    out = copy.copy(ds)
-    out.X = normaliser.apply(ds.X)
-    return out
-
-
 def preprocess(meta: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
-    """Apply a model file's stored preprocessing to raw features."""
+    """Apply a model file's stored preprocessing to raw features (a new array; float64 stays float64).
+
+    Statistics of any stored shape apply by broadcasting: per feature (F,), per sequence
+    feature (1, F), per channel (C, 1, 1), or per position as older model files hold them.
+    """
+    X = np.asarray(X)
     norm = (meta.get("preprocessing") or {}).get("normalise")
     if norm:
         return Normaliser.from_json(norm).apply(X)
-    return np.asarray(X, dtype=np.float64)
+    return np.asarray(X, dtype=np.float64 if X.dtype == np.float64 else np.float32)

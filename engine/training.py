@@ -8,6 +8,7 @@ pause, resume and "step exactly one batch" requests from any thread.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.compiler import Model, resolve_dtype
+from engine.compiler import Model, Snapshot, resolve_dtype
 from engine.errors import TrainingError
 from engine.events import (
     DivergedEvent,
@@ -29,18 +30,32 @@ from engine.events import (
     StatsEvent,
     StepEvent,
 )
-from engine.layers.activations import RECTIFIERS, SATURATING
+from engine.graph import PortRef
+from engine.layers.activations import RECTIFIERS, SATURATING, dead_fraction
 from engine.losses import loss_spec, prepare_targets
 from engine.optim import (
     apply_weight_decay,
-    clip_by_global_norm,
+    clip_factor,
+    global_norm,
     lr_at,
     make_optimizer,
-    segment_norms,
     validate_schedule,
 )
 
 Listener = Callable[[Event], None]
+
+
+def _quiet_floats(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with NumPy's overflow/invalid/divide warnings off.
+
+    Non-finite values are results the trainer detects and reports itself (a divergence event
+    naming the step and the layer); NumPy's RuntimeWarnings would only repeat that, noisily.
+    """
+    @functools.wraps(method)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return method(*args, **kwargs)
+    return quiet
 
 
 def _number(cfg: Mapping[str, Any], key: str, default: Any, lo: float, hi: float, kind: type = float) -> Any:
@@ -125,15 +140,18 @@ class TrainConfig:
         return cfg
 
 
-def activation_stats(model: Model, outputs: Mapping[str, np.ndarray]) -> dict[str, LayerStats]:
+def activation_stats(model: Model, outputs: Mapping[PortRef, np.ndarray]) -> dict[str, LayerStats]:
     """Mean, std and, where it means something, saturated or dead fraction per node.
 
-    Saturated: the share of outputs in the flat tails of sigmoid/tanh (σ' < ~0.01).
-    Dead: the share of ReLU units that are zero for every example of the batch.
+    Statistics describe each node's primary output port. Saturated: the share of outputs in
+    the flat tails of sigmoid, tanh, scaled tanh and hard tanh (f' < ~0.01 of its peak).
+    Dead: the share of units of the rectifier family (ReLU, leaky ReLU, PReLU, ELU, softplus;
+    maxout pieces) whose slope stays below 10⁻³ for every example of the batch
+    (:func:`engine.layers.activations.dead_fraction`).
     """
     stats: dict[str, LayerStats] = {}
     for nid in model.order:
-        y = outputs.get(nid)
+        y = outputs.get((nid, model.ports[nid][0]))
         node = model.graph.nodes[nid]
         if y is None or node.type == "Input" or y.size == 0:
             continue
@@ -143,7 +161,7 @@ def activation_stats(model: Model, outputs: Mapping[str, np.ndarray]) -> dict[st
             lo, hi = SATURATING[fn]
             s.saturated = float(np.mean((y <= lo) | (y >= hi)))
         elif fn in RECTIFIERS:
-            s.dead = float(np.mean(np.all(y.reshape(len(y), -1) <= 0, axis=0)))
+            s.dead = dead_fraction(model.runtimes[nid], y)
         stats[nid] = s
     return stats
 
@@ -175,6 +193,13 @@ class Trainer:
             vX = np.ascontiguousarray(val[0], dtype=dtype)
             self.val = (vX, np.asarray(val[1]),
                         prepare_targets(config.loss, val[1], task, n_classes, model.loss_shape, dtype))
+        if min(config.batch_size, len(self.X)) < model.min_batch:
+            needs = next(rt for rt in model.runtimes.values() if rt.type.min_batch == model.min_batch)
+            what = (f"batch_size is {config.batch_size}" if config.batch_size < model.min_batch
+                    else f"the training set has {len(self.X)} example(s)")
+            raise TrainingError(
+                f"{needs.type.name} '{needs.id}' needs at least {model.min_batch} examples per batch "
+                f"(it normalises with the batch's own variance); {what}")
         self.optimizer = make_optimizer(config.optimizer, model.params.size, dtype)
         self.norms = np.zeros(len(model.param_nodes), np.float64)
         self.step = 0
@@ -231,46 +256,70 @@ class Trainer:
             self._resume.wait(0.05)
 
     # -- evaluation -------------------------------------------------------------------
-    def _accuracy(self, z: np.ndarray, y: np.ndarray) -> float | None:
-        if self.task != "classification":
-            return None
-        z = z.reshape(len(z), -1)
-        if z.shape[1] == 1:
+    def _correct(self, z: np.ndarray, y: np.ndarray) -> int:
+        """How many predictions in ``z`` match ``y``: the class axis is the last one, so
+        a (n, T, K) output scores each of its n·T steps against y of shape (n, T)."""
+        if z.shape[-1] == 1:
             threshold = 0.5 if self.model.loss in ("mse", "mae") else 0.0
-            pred = (z[:, 0] > threshold).astype(np.int64)
+            pred = (z[..., 0] > threshold).astype(np.int64)
         else:
-            pred = np.argmax(z, axis=1)
-        return float(np.mean(pred == y.reshape(-1)))
+            pred = np.argmax(z, axis=-1)
+        return int(np.count_nonzero(pred.reshape(-1) == np.asarray(y).reshape(-1)))
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray, T: np.ndarray, batch: int = 4096) -> tuple[float, float | None]:
-        """Evaluation-mode loss and accuracy (no gradient, dropout off, running BN stats)."""
+    @_quiet_floats
+    def evaluate(self, X: np.ndarray, y: np.ndarray, T: np.ndarray,
+                 batch: int | None = None) -> tuple[float, float | None]:
+        """Evaluation-mode loss and accuracy (no gradient, dropout off, running BN stats).
+
+        Runs in chunks of ``batch`` examples (default: as many as fit the model's
+        evaluation budget, :meth:`Model.eval_chunk`); the loss is the mean over every
+        example and every leading axis, as in training.
+        """
         from engine.losses import loss_and_grad
 
-        total, zs = 0.0, []
+        batch = batch or self.model.eval_chunk()
+        total, correct, positions = 0.0, 0, 0
         for i in range(0, len(X), batch):
-            z = self.model.logits_for_loss(X[i:i + batch]).copy()
-            total += loss_and_grad(self.config.loss, z, T[i:i + batch], np.empty_like(z)) * len(z)
-            zs.append(z)
-        z = np.concatenate(zs)
-        return total / len(X), self._accuracy(z, y)
+            z = self.model.logits_for_loss(X[i:i + batch])
+            rows = z.size // z.shape[-1]
+            total += loss_and_grad(self.config.loss, z, T[i:i + batch], np.empty_like(z)) * rows
+            positions += rows
+            if self.task == "classification":
+                correct += self._correct(z, y[i:i + batch])
+        accuracy = correct / positions if self.task == "classification" else None
+        return total / positions, accuracy
 
     # -- the loop ---------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.X) / self.config.batch_size))
+        """Batches per epoch. A last partial batch smaller than the model's ``min_batch``
+        (one example for BatchNorm, whose variance needs two) is dropped, as PyTorch's
+        ``drop_last`` would; its examples train in other epochs, where shuffling puts them
+        in full batches."""
+        n, bs = len(self.X), self.config.batch_size
+        full, rest = divmod(n, bs)
+        return full + (1 if rest >= self.model.min_batch or full == 0 else 0)
 
     def train_step(self, xb: np.ndarray, tb: np.ndarray, lr: float) -> float:
-        """Forward, loss, backward, decay, clipping, norms, update. Returns the loss."""
+        """Forward, loss, backward, decay, clipping, norms, update. Returns the loss.
+
+        Clipping's factor, the per-node norms (``self.norms``, of the final gradient) and the
+        update are one pass over the buffers (:meth:`Optimizer.step`); nothing is updated
+        when the loss (or, with clipping, the global norm) is not finite, and nothing from the
+        first non-finite gradient block on.
+        """
         cfg, model = self.config, self.model
         loss = model.loss_and_grads(xb, tb)
         if cfg.l1 or cfg.l2:
             loss += apply_weight_decay(model.params, model.grads, model.decay_mask, cfg.l1, cfg.l2)
+        scale, finite = 1.0, math.isfinite(loss)
         if cfg.clip_norm:
-            clip_by_global_norm(model.grads, cfg.clip_norm)
-        segment_norms(model.grads, model.node_offsets, self.norms)
-        if math.isfinite(loss) and math.isfinite(self.norms.sum()):
-            self.optimizer.step(model.params, model.grads, lr)
+            norm = global_norm(model.grads)
+            scale, finite = clip_factor(norm, cfg.clip_norm), finite and math.isfinite(norm)
+        self.optimizer.step(model.params, model.grads, lr, offsets=model.node_offsets, norms=self.norms,
+                            grad_scale=scale, apply=finite)
         return loss
 
+    @_quiet_floats
     def run(self) -> FinishEvent:
         """Train until done, stopped, early-stopped or diverged; returns the finish event."""
         self.running = True
@@ -285,22 +334,20 @@ class Trainer:
         bs = cfg.batch_size
         self.listener(StartEvent(cfg.epochs, spe, len(self.X), len(self.val[0]) if self.val else 0,
                                  list(model.param_nodes)))
-        best = (math.inf, -1, None)
+        best: tuple[float, int, Snapshot | None] = (math.inf, -1, None)
         since_best = 0
         window_t, window_n, rate = time.perf_counter(), 0, 0.0
         names = model.param_nodes
+        xbuf = np.empty((min(bs, len(self.X)),) + self.X.shape[1:], self.X.dtype)
+        tbuf = np.empty((min(bs, len(self.T)),) + self.T.shape[1:], self.T.dtype)
         while self.epoch < cfg.epochs:
             epoch_t0 = time.perf_counter()
-            if cfg.shuffle:
-                perm = self._shuffle_rng.permutation(len(self.X))
-                Xs, Ts, ys = self.X[perm], self.T[perm], self.y[perm]
-            else:
-                Xs, Ts, ys = self.X, self.T, self.y
-            loss_sum = 0.0
+            perm = self._shuffle_rng.permutation(len(self.X)) if cfg.shuffle else None
+            loss_sum, seen = 0.0, 0
             for b in range(spe):
                 if not self._wait_for_permission():
                     return self._finish("stopped", "stopped by request")
-                xb, tb = Xs[b * bs:(b + 1) * bs], Ts[b * bs:(b + 1) * bs]
+                xb, tb = self._batch(b, perm, xbuf, tbuf)
                 lr = lr_at(cfg.schedule, self.optimizer.base_lr, self.epoch + b / spe, cfg.epochs)
                 loss = self.train_step(xb, tb, lr)
                 self.step += 1
@@ -312,32 +359,47 @@ class Trainer:
                 if not (math.isfinite(loss) and math.isfinite(self.norms.sum())):
                     return self._diverged(xb, loss)
                 loss_sum += loss * len(xb)
+                seen += len(xb)
                 self.listener(StepEvent(self.epoch, self.step, loss, lr,
                                         dict(zip(names, self.norms.tolist(), strict=True)), rate))
                 if cfg.stats_every and self.step % cfg.stats_every == 1 % cfg.stats_every:
                     self.listener(StatsEvent(self.step, activation_stats(model, self._last_outputs(xb))))
             self.epoch += 1
-            event = self._end_of_epoch(loss_sum / len(self.X), ys, time.perf_counter() - epoch_t0)
+            event = self._end_of_epoch(loss_sum / max(seen, 1), time.perf_counter() - epoch_t0)
             monitored = event.val_loss if event.val_loss is not None else event.train_loss
             if monitored < best[0] - cfg.min_delta:
-                best = (monitored, self.epoch, model.params.copy() if cfg.patience else None)
+                best = (monitored, self.epoch, model.snapshot() if cfg.patience else None)
                 since_best = 0
             else:
                 since_best += 1
             if cfg.patience and since_best >= cfg.patience:
                 if cfg.restore_best and best[2] is not None:
-                    model.params[:] = best[2]
+                    model.restore(best[2])
                 return self._finish("early_stopping", f"no improvement for {cfg.patience} epochs",
                                     best_epoch=best[1])
         return self._finish("completed", f"{cfg.epochs} epochs done", best_epoch=best[1] if cfg.patience else None)
 
-    def _last_outputs(self, xb: np.ndarray) -> Mapping[str, np.ndarray]:
+    def _batch(self, b: int, perm: np.ndarray | None, xbuf: np.ndarray,
+               tbuf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``b`` of the epoch: a slice of the data in order, or, when shuffling, its
+        rows gathered through the permutation into reused buffers (never a permuted copy of
+        the whole dataset)."""
+        bs = self.config.batch_size
+        if perm is None:
+            return self.X[b * bs:(b + 1) * bs], self.T[b * bs:(b + 1) * bs]
+        idx = perm[b * bs:(b + 1) * bs]
+        xb, tb = xbuf[:len(idx)], tbuf[:len(idx)]
+        np.take(self.X, idx, axis=0, out=xb, mode="clip")
+        np.take(self.T, idx, axis=0, out=tb, mode="clip")
+        return xb, tb
+
+    def _last_outputs(self, xb: np.ndarray) -> Mapping[PortRef, np.ndarray]:
         fused = self.model.fused
         if fused is not None:
             return fused.outputs()
         return self.model.outputs
 
-    def _end_of_epoch(self, train_loss: float, ys: np.ndarray, seconds: float) -> EpochEvent:
+    def _end_of_epoch(self, train_loss: float, seconds: float) -> EpochEvent:
         train_acc = None
         if self.task == "classification":
             limit = 20000
@@ -352,9 +414,20 @@ class Trainer:
         return event
 
     def _diverged(self, xb: np.ndarray, loss: float) -> FinishEvent:
+        """Name the step and the first node whose values stopped being finite.
+
+        Locating it re-runs the batch's training-mode forward; that forward would move
+        BatchNorm's running statistics and draw new dropout masks, so parameters, state and
+        the random generator are snapshotted around it and put back.
+        """
         model = self.model
-        model.forward(xb, training=True)
-        node = model.first_non_finite()
+        kept = model.snapshot(rng=True)
+        try:
+            with np.errstate(all="ignore"):
+                model.forward(xb, training=True)
+            node = model.first_non_finite()
+        finally:
+            model.restore(kept)
         where = f" at layer '{node}'" if node else ""
         message = (f"training diverged at step {self.step}{where}: the loss became {loss}. "
                    "Lower the learning rate, enable gradient clipping, or normalise the inputs.")

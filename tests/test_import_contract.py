@@ -35,3 +35,23 @@ def test_importing_every_engine_module_loads_no_qt():
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _outside_kernels(module: str) -> bool:
+    return module.startswith("relative") or (module.startswith("engine") and not module.startswith("engine.kernels"))
+
+
+def test_kernels_import_only_kernels_from_the_engine():
+    """engine/kernels/* are leaves: the layers, compiler, losses and trainer build on them, never
+    the other way round (so a kernel never drags the Model or a declaration into compiled code)."""
+    offenders = []
+    for path in (ROOT / "engine" / "kernels").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else [f"relative:{node.module}"]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if _outside_kernels(n)]
+    assert offenders == []

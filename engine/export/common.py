@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.compiler import Model
 from engine.errors import ExportError
+from engine.graph import PortRef, creation_mode
 from engine.layers.base import Shape
 
 FORMAT_TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "NumPy"}
@@ -32,8 +33,10 @@ class ExportNode:
     """One node as an exporter sees it: parameters, shapes, trained arrays and names.
 
     ``x`` holds the format's names for the node's inputs (ONNX tensor names or Python
-    variable names) in port order; ``name`` is the name its own output gets. ``W`` are the
-    trained weights and ``B`` the buffers (e.g. BatchNorm running statistics), as float64.
+    variable names) in port order; ``name`` is the name its own (primary) output gets and
+    ``port_names`` the names of all its output ports. ``sources`` are the ``(node, port)``
+    references feeding the inputs. ``W`` are the trained weights and ``B`` the layer state
+    (e.g. BatchNorm running statistics), as float64.
     """
 
     id: str
@@ -44,12 +47,21 @@ class ExportNode:
     W: dict[str, np.ndarray]
     B: dict[str, np.ndarray]
     decay: tuple[str, ...] = ()
-    sources: list[str] = field(default_factory=list)
+    sources: list[PortRef] = field(default_factory=list)
     x: list[str] = field(default_factory=list)
     name: str = ""
+    ports: tuple[str, ...] = ("out",)
+    out_shapes: dict[str, Shape] = field(default_factory=dict)
+    port_names: list[str] = field(default_factory=list)
 
-    def named(self, x: list[str], name: str) -> "ExportNode":
-        return replace(self, x=list(x), name=name)
+    def named(self, x: list[str], names: Mapping[PortRef, str]) -> "ExportNode":
+        """This node with its input names ``x`` and its output names from ``names``."""
+        own = [names[(self.id, port)] for port in self.ports]
+        return replace(self, x=list(x), name=own[0], port_names=own)
+
+    def input_names(self, names: Mapping[PortRef, str], network_input: str) -> list[str]:
+        """The names feeding this node (the network input for the Input node)."""
+        return [network_input] if not self.sources else [names[s] for s in self.sources]
 
 
 def export_nodes(model: Model, use_grads: bool = False) -> list[ExportNode]:
@@ -64,8 +76,32 @@ def export_nodes(model: Model, use_grads: bool = False) -> list[ExportNode]:
             B={k: np.array(v, dtype=np.float64) for k, v in rt.B.items()},
             decay=tuple(rt.type.decay),
             sources=[s for s in model.graph.inputs_of(nid) if s is not None],
+            ports=model.ports[nid], out_shapes=dict(rt.out_shapes),
         ))
     return out
+
+
+def port_labels(model: Model) -> dict[PortRef, str]:
+    """A readable label per output port: the node id for a node with one output,
+    ``<id>_<port>`` for each port of a node with several (before :func:`python_names` makes
+    them valid and unique)."""
+    return {(nid, port): nid if len(ports) == 1 else f"{nid}_{port}"
+            for nid, ports in model.ports.items() for port in ports}
+
+
+def port_python_names(model: Model, reserved: Iterable[str]) -> dict[PortRef, str]:
+    """A valid, unique Python identifier per output port (see :func:`port_labels`)."""
+    labels = port_labels(model)
+    names = python_names(labels.values(), reserved)
+    return {ref: names[label] for ref, label in labels.items()}
+
+
+def assign_line(node: ExportNode, expr: str, indent: str) -> str | None:
+    """``name = expr`` for a one-output node, ``a, a_state = expr`` for several (None: nothing
+    to assign because the expression is the node's name already)."""
+    if len(node.port_names) > 1:
+        return f"{indent}{', '.join(node.port_names)} = {expr}"
+    return None if expr == node.name else f"{indent}{node.name} = {expr}"
 
 
 def exporter_for(model: Model, node: ExportNode, fmt: str) -> Callable[..., Any]:
@@ -153,10 +189,12 @@ def write_directory(output: str | Path, files: Mapping[str, bytes]) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"{parent}: no such folder")
+    mode = creation_mode(out, directory=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
+        os.chmod(tmp, mode)  # mkdtemp makes it 0700; a plain mkdir respects the umask
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
             os.replace(out, old / "previous")

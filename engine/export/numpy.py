@@ -17,13 +17,16 @@ import numpy as np
 
 from engine.export.common import (
     ExportNode,
+    assign_line,
     export_nodes,
     normalisation,
-    python_names,
+    port_labels,
+    port_python_names,
     run_exporter,
     write_directory,
 )
 from engine.export.templates import render
+from engine.graph import PortRef
 
 NUMPY_GLOBALS = ("argparse", "sys", "Path", "np", "math", "HERE", "INPUT_SHAPE", "DTYPE", "forward",
                  "load_model", "preprocess", "predict", "read_input", "main", "W", "annotations")
@@ -47,17 +50,16 @@ class NumpyContext:
         return name
 
 
-def _forward_lines(loaded: Any, names: dict[str, str], ctx: NumpyContext) -> list[str]:
+def _forward_lines(loaded: Any, names: dict[PortRef, str], ctx: NumpyContext) -> list[str]:
     model = loaded.model
     lines = []
     for node in export_nodes(model):
-        x = [names[node.id]] if node.id == model.input_id else [names[s] for s in node.sources]
-        node = node.named(x, names[node.id])
+        node = node.named(node.input_names(names, names[(model.input_id, "out")]), names)
         ctx.node = node
-        expr = run_exporter(model, node, "numpy", ctx)
-        if expr != node.name:
+        line = assign_line(node, run_exporter(model, node, "numpy", ctx), "    ")
+        if line is not None:
             summary = model.runtimes[node.id].type.summary_text(node.p)
-            lines.append(f"    {node.name} = {expr}  # {node.type}" + (f"({summary})" if summary else ""))
+            lines.append(f"{line}  # {node.type}" + (f"({summary})" if summary else ""))
     return lines
 
 
@@ -65,15 +67,15 @@ def numpy_source(loaded: Any, source_name: str = "") -> str:
     """The text of the exported ``model.py``."""
     model = loaded.model
     probe = NumpyContext()
-    _forward_lines(loaded, {nid: nid for nid in model.order}, probe)
-    names = python_names(model.order, set(NUMPY_GLOBALS) | set(probe.helpers) | probe.imports)
+    _forward_lines(loaded, port_labels(model), probe)
+    names = port_python_names(model, set(NUMPY_GLOBALS) | set(probe.helpers) | probe.imports)
     ctx = NumpyContext()
     body = _forward_lines(loaded, names, ctx)
     title = model.graph.name or "network"
     forward = (
-        f"def forward(W: dict[str, np.ndarray], {names[model.input_id]}: np.ndarray) -> np.ndarray:\n"
+        f"def forward(W: dict[str, np.ndarray], {names[(model.input_id, 'out')]}: np.ndarray) -> np.ndarray:\n"
         f'    """The network \'{title}\' on a preprocessed batch: shape (N, *INPUT_SHAPE), DTYPE."""\n'
-        + "\n".join(body) + f"\n    return {names[model.output_id]}\n"
+        + "\n".join(body) + f"\n    return {names[model.output_ref]}\n"
     )
     text = render("numpy_model.py", {
         "docstring": _docstring(loaded, source_name),

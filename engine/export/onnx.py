@@ -24,7 +24,7 @@ import numpy as np
 import engine
 from engine.errors import ExportError
 from engine.export.common import INSTALL_EXPORT, ExportNode, export_nodes, normalisation, run_exporter
-from engine.graph import atomic_write_bytes
+from engine.graph import PortRef, atomic_write_bytes
 
 OPSET = 17
 IR_VERSION = 8
@@ -56,10 +56,18 @@ class OnnxContext:
     # -- what exporters call ------------------------------------------------------------
     def op(self, op_type: str, inputs: list[str], **attributes: Any) -> str:
         """Append one ONNX node; returns the name of its (single) output tensor."""
-        out = self._fresh(self._tensors, f"{self.prefix}/{op_type}")
+        return self.op_n(op_type, inputs, 1, **attributes)[0]
+
+    def op_n(self, op_type: str, inputs: list[str], n_outputs: int, **attributes: Any) -> list[str]:
+        """Append one ONNX node with ``n_outputs`` outputs; returns their tensor names.
+
+        An empty input name stands for an omitted optional input, as ONNX allows.
+        """
+        outs = [self._fresh(self._tensors, f"{self.prefix}/{op_type}" + (f"_{i}" if i else ""))
+                for i in range(n_outputs)]
         name = self._fresh(self._node_names, f"{self.prefix}/{op_type}")
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=name, **attributes))
-        return out
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outs, name=name, **attributes))
+        return outs
 
     def weight(self, name: str) -> str:
         """The current node's trained weight or buffer ``name`` as an initializer ``<node>.<name>``."""
@@ -81,21 +89,35 @@ class OnnxContext:
     def begin(self, node: ExportNode) -> None:
         self.node, self.prefix, self._start = node, node.id, len(self.nodes)
 
-    def finish(self, result: str) -> str:
-        """Give the node's last tensor the node's id, if this node produced it."""
+    def finish(self, result: str | list[str]) -> list[str]:
+        """One tensor name per output port of the node.
+
+        Each tensor this node produced is renamed after the node: its id for a node with
+        one output, ``<id>/<port>`` for each port of a node with several, so Netron shows
+        the graph's names.
+        """
         assert self.node is not None
+        results = [result] if isinstance(result, str) else list(result)
+        ports = self.node.ports
+        if len(results) != len(ports):
+            raise ExportError(f"the ONNX exporter of {self.node.type} gave {len(results)} outputs "
+                              f"for the ports {', '.join(ports)}", node=self.node.id)
+        return [self._rename(r, self.node.id if len(ports) == 1 else f"{self.node.id}/{port}")
+                for r, port in zip(results, ports, strict=True)]
+
+    def _rename(self, result: str, wanted: str) -> str:
         own = self.nodes[self._start:]
-        if not any(result in n.output for n in own) or self.node.id in self._tensors:
+        if not any(result in n.output for n in own) or wanted in self._tensors:
             return result
         for n in own:
             for i, name in enumerate(n.output):
                 if name == result:
-                    n.output[i] = self.node.id
+                    n.output[i] = wanted
             for i, name in enumerate(n.input):
                 if name == result:
-                    n.input[i] = self.node.id
-        self._tensors.add(self.node.id)
-        return self.node.id
+                    n.input[i] = wanted
+        self._tensors.add(wanted)
+        return wanted
 
     def _add_initializer(self, name: str, array: np.ndarray) -> None:
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name=name))
@@ -122,15 +144,16 @@ def build_onnx(loaded: Any) -> Any:
     norm = normalisation(meta)
     if norm is not None:
         net_in = _fold_normalisation(ctx, input_id, in_shape, norm)
-    names: dict[str, str] = {}
+    names: dict[PortRef, str] = {}
     for node in export_nodes(model):
-        x = [net_in] if node.id == input_id else [names[s] for s in node.sources]
-        node = node.named(x, node.id)
+        x = node.input_names(names, net_in)
+        node = node.named(x, {(node.id, port): node.id for port in node.ports})
         ctx.begin(node)
-        names[node.id] = ctx.finish(run_exporter(model, node, "onnx", ctx))
-    if names[output_id] != output_id:
+        outputs = ctx.finish(run_exporter(model, node, "onnx", ctx))
+        names.update({(node.id, port): out for port, out in zip(node.ports, outputs, strict=True)})
+    if names[model.output_ref] != output_id:
         ctx.prefix = output_id
-        ctx.nodes.append(helper.make_node("Identity", [names[output_id]], [output_id],
+        ctx.nodes.append(helper.make_node("Identity", [names[model.output_ref]], [output_id],
                                           name=f"{output_id}/output"))
     graph = helper.make_graph(
         ctx.nodes, model.graph.name or "network",

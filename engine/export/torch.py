@@ -21,13 +21,16 @@ import numpy as np
 from engine.errors import BackpropError, ExportError
 from engine.export.common import (
     ExportNode,
+    assign_line,
     export_nodes,
-    python_names,
+    port_labels,
+    port_python_names,
     run_exporter,
     write_directory,
 )
 from engine.export.numpy import preprocessing_sentence, weights_npz
 from engine.export.templates import render
+from engine.graph import PortRef
 from engine.losses import LOSSES
 from engine.optim import optimizer_spec, torch_equivalent, validate_schedule
 
@@ -80,7 +83,7 @@ def _import_torch() -> Any:
 class TorchPlan:
     """The exported module: Python names per node, each node's TorchLayer, the helpers."""
 
-    names: dict[str, str]
+    names: dict[PortRef, str]
     layers: list[tuple[ExportNode, TorchLayer]]
     helpers: dict[str, str]
 
@@ -90,19 +93,18 @@ def plan(loaded: Any, use_grads: bool = False) -> TorchPlan:
     torch = _import_torch()
     model = loaded.model
     probe = TorchContext()
-    _run(model, {nid: nid for nid in model.order}, probe, use_grads)
+    _run(model, port_labels(model), probe, use_grads)
     reserved = set(TORCH_GLOBALS) | set(probe.helpers) | set(dir(torch.nn.Module)) | set(MODULE_ATTRIBUTES)
-    names = python_names(model.order, reserved)
+    names = port_python_names(model, reserved)
     ctx = TorchContext()
     return TorchPlan(names, _run(model, names, ctx, use_grads), ctx.helpers)
 
 
-def _run(model: Any, names: dict[str, str], ctx: TorchContext,
+def _run(model: Any, names: dict[PortRef, str], ctx: TorchContext,
          use_grads: bool) -> list[tuple[ExportNode, TorchLayer]]:
     out = []
     for node in export_nodes(model, use_grads=use_grads):
-        x = [names[node.id]] if node.id == model.input_id else [names[s] for s in node.sources]
-        node = node.named(x, names[node.id])
+        node = node.named(node.input_names(names, names[(model.input_id, "out")]), names)
         layer = run_exporter(model, node, "torch", ctx)
         if not isinstance(layer, TorchLayer) or (layer.module is None) == (layer.expr is None):
             raise ExportError(f"the PyTorch exporter of {node.type} must return ctx.module(...) or "
@@ -137,21 +139,22 @@ def torch_source(loaded: Any, the_plan: TorchPlan, source_name: str = "") -> str
     title = model.graph.name or "network"
     init = [f"        self.{node.name} = {layer.module}" for node, layer in the_plan.layers if layer.module]
     body = []
-    fused = model.loss_from != model.output_id
+    fused = model.loss_from != model.output_ref
     for node, layer in the_plan.layers:
         if fused and node.id == model.output_id:
             body += ["        if for_loss:", f"            return {names[model.loss_from]}"]
         expr = layer.expr if layer.module is None else f"self.{node.name}({', '.join(node.x)})"
-        if expr != node.name:
-            body.append(f"        {node.name} = {expr}")
+        line = assign_line(node, expr, "        ")
+        if line is not None:
+            body.append(line)
     if fused:
         last = model.graph.nodes[model.output_id].type
         doc = (f"``for_loss=True`` returns what the {model.loss} loss reads instead: the output of "
-               f"'{model.loss_from}', because the loss fuses the final {last} '{model.output_id}' for "
+               f"'{model.loss_from[0]}', because the loss fuses the final {last} '{model.output_id}' for "
                "numerical stability.")
     else:
         doc = "``for_loss=True`` returns what the loss reads; for this graph that is the same output."
-    chain = " → ".join(names[n] for n in model.order)
+    chain = " → ".join(names[(n, model.ports[n][0])] for n in model.order)
     network = (
         "class Net(nn.Module):\n"
         f'    """The network \'{title}\': {chain}.\n\n'
@@ -159,11 +162,11 @@ def torch_source(loaded: Any, the_plan: TorchPlan, source_name: str = "") -> str
         '    """\n\n'
         "    def __init__(self) -> None:\n"
         "        super().__init__()\n" + "\n".join(init) + ("\n" if init else "") + "\n"
-        f"    def forward(self, {names[model.input_id]}: torch.Tensor, for_loss: bool = False)"
+        f"    def forward(self, {names[(model.input_id, 'out')]}: torch.Tensor, for_loss: bool = False)"
         " -> torch.Tensor:\n"
         '        """The graph\'s output for a preprocessed batch (a final Softmax gives probabilities).\n\n'
         f"        {_wrap(doc, 8)}\n"
-        '        """\n' + "\n".join(body) + f"\n        return {names[model.output_id]}\n"
+        '        """\n' + "\n".join(body) + f"\n        return {names[model.output_ref]}\n"
     )
     return render("torch_model.py", {
         "docstring": _model_docstring(loaded, source_name),
@@ -232,11 +235,19 @@ def train_source(loaded: Any, the_plan: TorchPlan) -> str:
         f"N_CLASSES = {len(classes) or (2 if task == 'classification' else 0)!r}\n"
         f"DECAYED: list[str] = {decayed_parameters(the_plan)!r}\n"
         f"LOSS_SHAPE: tuple[int, ...] = {tuple(model.loss_shape)!r}\n"
+        f"TARGET_SHAPE: tuple[int, ...] = {_target_shape(model)!r}\n"
         f"FEATURES: list[str] = {list(dataset.get('feature_names') or [])!r}\n"
         f"TARGET = {str(dataset.get('target') or '')!r}\n"
         f"CLASS_NAMES: list[str] = {[str(c) for c in classes]!r}\n"
     )
     return render("torch_train.py", {"config": text}).replace("<<title>>", model.graph.name or "network")
+
+
+def _target_shape(model: Any) -> tuple[int, ...]:
+    """Regression targets per example: the loss's shape, or one value per position for a loss
+    that reads fewer targets than outputs (mdn_nll: one y against 3K mixture parameters)."""
+    shape, width = tuple(model.loss_shape), LOSSES[model.loss].target_width
+    return shape if width is None else shape[:-1] + (width,)
 
 
 def _decay(value: Any) -> dict[str, float]:

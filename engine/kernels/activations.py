@@ -66,8 +66,8 @@ def act_grad_scalar(code: int, z: float, y: float, alpha: float) -> float:
         return 1.0 if z > 0 else 0.0
     if code == LEAKY_RELU or code == PRELU:
         return 1.0 if z > 0 else alpha
-    if code == ELU:  # 1 if z>0 else α e^z = y + α
-        return 1.0 if z > 0 else y + alpha
+    if code == ELU:  # 1 if z>0 else α e^z (not y + α: that cancels to 0 in float32 below z ≈ −17)
+        return 1.0 if z > 0 else alpha * math.exp(z)
     if code == SOFTPLUS:  # σ(z)
         if z >= 0:
             return 1.0 / (1.0 + math.exp(-z))

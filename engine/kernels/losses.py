@@ -85,3 +85,50 @@ def bce_logits_kernel(z: np.ndarray, t: np.ndarray, dz: np.ndarray) -> float:
             s = e / (1.0 + e)
         dz[i] = (s - t[i]) / n
     return total / n
+
+
+@njit(cache=True, nogil=True)
+def mdn_nll_kernel(out: np.ndarray, t: np.ndarray, dout: np.ndarray) -> float:
+    """Mixture density negative log-likelihood on MixtureDensity outputs.
+
+    ``out`` (N, 3K) holds [π_1…π_K, μ_1…μ_K, σ_1…σ_K] per position, ``t`` (N, 1) the target y.
+    With log N_k = −½ log 2π − log σ_k − ½((y − μ_k)/σ_k)² and l_k = log π_k + log N_k:
+
+        L = −(1/N) Σ_n logsumexp_k(l_k)
+        ∂L/∂π_k = −N_k / p(y) / N          (= −γ_k/π_k / N, with γ_k = e^(l_k − lse))
+        ∂L/∂μ_k = −γ_k (y − μ_k)/σ_k² / N
+        ∂L/∂σ_k = γ_k (1 − ((y − μ_k)/σ_k)²)/σ_k / N
+
+    ∂L/∂π_k is formed as e^(log N_k − lse), never as γ_k/π_k, so a component whose weight
+    underflows to 0 still gets a finite gradient.
+    """
+    n, width = out.shape
+    k = width // 3
+    half_log_2pi = 0.5 * math.log(2.0 * math.pi)
+    total = 0.0
+    logn = np.empty(k)
+    logl = np.empty(k)
+    for i in range(n):
+        y = t[i, 0]
+        m = -math.inf
+        for j in range(k):
+            sigma = out[i, 2 * k + j]
+            u = (y - out[i, k + j]) / sigma
+            logn[j] = -half_log_2pi - math.log(sigma) - 0.5 * u * u
+            pi = out[i, j]
+            logl[j] = math.log(pi) + logn[j] if pi > 0 else -math.inf
+            if logl[j] > m:
+                m = logl[j]
+        s = 0.0
+        for j in range(k):
+            s += math.exp(logl[j] - m)
+        lse = m + math.log(s)
+        total -= lse
+        for j in range(k):
+            sigma = out[i, 2 * k + j]
+            u = (y - out[i, k + j]) / sigma
+            gamma = math.exp(logl[j] - lse)
+            dout[i, j] = -math.exp(logn[j] - lse) / n
+            dout[i, k + j] = -gamma * u / sigma / n
+            dout[i, 2 * k + j] = gamma * (1.0 - u * u) / sigma / n
+    return total / n

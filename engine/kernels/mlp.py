@@ -2,40 +2,33 @@
 
 The general path (:class:`engine.compiler.Model`) runs a Python loop over the nodes, which
 costs a few microseconds per layer: more than the arithmetic of a small or deep narrow
-network. A graph that is a single chain
-
-    Input → (Dense | element-wise Activation)* [→ Softmax or sigmoid fused into the loss]
-
-with flat ``(features,)`` shapes instead runs as one ``@njit`` call per training step
-(:func:`chain_step`). It computes exactly what the general path computes, through the same
-activation and loss kernels, writing ∂L/∂W, ∂L/∂b (and PReLU's ∂L/∂α) into the model's flat
-gradient buffer:
+network. A graph that is a single chain of layers that declare a fused form (``fuse`` on
+their LayerType: Dense, element-wise Activation), optionally ending in a layer the loss
+absorbs (Softmax, sigmoid), instead runs as one ``@njit`` call per training step
+(:func:`chain_step`), driven by an op table that :mod:`engine.fused` builds. It computes
+exactly what the general path computes, through the same activation and loss kernels,
+writing ∂L/∂W, ∂L/∂b (and PReLU's ∂L/∂α) into the model's flat gradient buffer:
 
     forward   z = x W + b,  y = f(z)
-    loss      L(z_last, t) and δ = ∂L/∂z_last            (engine.losses kernels)
+    loss      L(z_last, t) and δ = ∂L/∂z_last            (engine.kernels.losses)
     backward  δ ← δ ⊙ f'(z)  through an activation,
               ∂L/∂W = xᵀ δ,  ∂L/∂b = Σ_batch δ,  δ ← δ Wᵀ  through a Dense,
               stopping at the first layer that has parameters (∂L/∂input is never needed).
 
 Every node's output lives in one flat workspace (a region per node, sized for the largest
-batch seen), so a step allocates nothing and :meth:`FusedChain.outputs` can hand the
-trainer views of the last forward for its activation statistics. Matrix products below
-:data:`SMALL_MATMUL` multiply-adds use plain loops (a BLAS call costs ~0.5–1 µs); larger
-ones use ``np.dot``, which Numba sends to SciPy's BLAS.
+batch seen), so a step allocates nothing. Matrix products below :data:`SMALL_MATMUL`
+multiply-adds use plain loops (a BLAS call costs ~0.5–1 µs); larger ones go to NumPy's
+BLAS through :func:`engine.kernels.blas.matmul`.
 
-Only :meth:`Model.loss_and_grads` uses this path; evaluation and prediction, and the
-re-run the trainer does to locate a divergence, use the general path.
+Like every kernel module this one is a leaf: it imports only other kernels.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
 from engine.kernels.activations import (
-    CODES,
     ELU,
     GELU,
     HARD_TANH,
@@ -47,14 +40,11 @@ from engine.kernels.activations import (
     SIGMOID,
     SOFTPLUS,
     TANH,
-    act_forward,
     act_grad_scalar,
     act_scalar,
 )
+from engine.kernels.blas import matmul
 from engine.kernels.losses import bce_logits_kernel, mae_kernel, mse_kernel, softmax_ce_kernel
-
-if TYPE_CHECKING:
-    from engine.compiler import Model
 
 #: Operation kinds in the op table.
 DENSE, ACT = 0, 1
@@ -69,7 +59,7 @@ SMALL_MATMUL = 512
 
 # ---- matrix products ----------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, has_bias: bool, y: np.ndarray) -> None:
+def dense_forward(gemm: int, x: np.ndarray, w: np.ndarray, b: np.ndarray, has_bias: bool, y: np.ndarray) -> None:
     """y = x W (+ b) for x (n, k), W (k, m), y (n, m)."""
     n, k = x.shape
     m = w.shape[1]
@@ -82,7 +72,7 @@ def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, has_bias: bool, y
                 for j in range(m):
                     y[i, j] += xv * w[p, j]
     else:
-        np.dot(x, w, y)
+        matmul(gemm, x, False, w, False, y)
     if has_bias:
         for i in range(n):
             for j in range(m):
@@ -90,7 +80,8 @@ def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, has_bias: bool, y
 
 
 @njit(cache=True, nogil=True)
-def dense_param_grads(x: np.ndarray, d: np.ndarray, gw: np.ndarray, gb: np.ndarray, has_bias: bool) -> None:
+def dense_param_grads(gemm: int, x: np.ndarray, d: np.ndarray, gw: np.ndarray, gb: np.ndarray,
+                      has_bias: bool) -> None:
     """∂L/∂W = xᵀ δ (k, m) and ∂L/∂b = Σ_i δ_i (m,) for x (n, k), δ (n, m)."""
     n, k = x.shape
     m = d.shape[1]
@@ -104,7 +95,7 @@ def dense_param_grads(x: np.ndarray, d: np.ndarray, gw: np.ndarray, gb: np.ndarr
                 for j in range(m):
                     gw[p, j] += xv * d[i, j]
     else:
-        np.dot(x.T, d, gw)
+        matmul(gemm, x, True, d, False, gw)
     if has_bias:
         for j in range(m):
             gb[j] = 0.0
@@ -114,7 +105,7 @@ def dense_param_grads(x: np.ndarray, d: np.ndarray, gw: np.ndarray, gb: np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def dense_input_grad(d: np.ndarray, w: np.ndarray, dx: np.ndarray) -> None:
+def dense_input_grad(gemm: int, d: np.ndarray, w: np.ndarray, dx: np.ndarray) -> None:
     """∂L/∂x = δ Wᵀ (n, k) for δ (n, m), W (k, m)."""
     n, m = d.shape
     k = w.shape[0]
@@ -126,7 +117,7 @@ def dense_input_grad(d: np.ndarray, w: np.ndarray, dx: np.ndarray) -> None:
                     s += d[i, j] * w[p, j]
                 dx[i, p] = s
     else:
-        np.dot(d, w.T, dx)
+        matmul(gemm, d, False, w, True, dx)
 
 
 # ---- activations ---------------------------------------------------------------------
@@ -235,7 +226,7 @@ def chain_loss(code: int, z: np.ndarray, t: np.ndarray, dz: np.ndarray) -> float
 @njit(cache=True, nogil=True)
 def chain_step(params: np.ndarray, grads: np.ndarray, ops: np.ndarray, alphas: np.ndarray,
                ws: np.ndarray, cap: int, delta_cols: np.ndarray, X: np.ndarray, T: np.ndarray,
-               loss_code: int) -> float:
+               loss_code: int, gemm: int) -> float:
     """One training forward + loss + backward over the op table; returns the loss.
 
     The workspace is measured in columns of ``cap`` elements (``cap`` = largest batch). Op
@@ -254,7 +245,7 @@ def chain_step(params: np.ndarray, grads: np.ndarray, ops: np.ndarray, alphas: n
             w = params[ops[i, W_OFF]:ops[i, W_OFF] + k * m].reshape(k, m)
             bo = ops[i, B_OFF]
             b = params[max(bo, 0):max(bo, 0) + m]
-            dense_forward(x, w, b, bo >= 0, ws[out0:out0 + n * m].reshape(n, m))
+            dense_forward(gemm, x, w, b, bo >= 0, ws[out0:out0 + n * m].reshape(n, m))
         else:
             z = X.reshape(X.size) if src < 0 else ws[src * cap:src * cap + n * k]
             code = ops[i, CODE]
@@ -289,136 +280,8 @@ def chain_step(params: np.ndarray, grads: np.ndarray, ops: np.ndarray, alphas: n
         d2 = ws[cur:cur + n * m].reshape(n, m)
         wo, bo = ops[i, W_OFF], ops[i, B_OFF]
         gb = grads[max(bo, 0):max(bo, 0) + m]
-        dense_param_grads(x, d2, grads[wo:wo + k * m].reshape(k, m), gb, bo >= 0)
+        dense_param_grads(gemm, x, d2, grads[wo:wo + k * m].reshape(k, m), gb, bo >= 0)
         if i > first:
-            dense_input_grad(d2, params[wo:wo + k * m].reshape(k, m), ws[other:other + n * k].reshape(n, k))
+            dense_input_grad(gemm, d2, params[wo:wo + k * m].reshape(k, m), ws[other:other + n * k].reshape(n, k))
             cur, other = other, cur
     return loss
-
-
-# ---- plan and Python side -----------------------------------------------------------
-def _offset(view: np.ndarray, base: np.ndarray) -> int:
-    """Element offset of ``view`` inside the flat buffer ``base``."""
-    return (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // base.itemsize
-
-
-def _plan(model: "Model") -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """(op node ids, op table, alphas) if ``model`` is an eligible chain, else None."""
-    if model.loss not in LOSS_CODES or len(model.shapes[model.input_id]) != 1:
-        return None
-    order = model.order
-    if order[0] != model.input_id or len(model.graph.edges) != len(order) - 1:
-        return None
-    for prev, nid in zip(order[:-1], order[1:], strict=True):
-        if model._sources[nid] != [prev]:
-            return None
-    if model.loss_from == model.input_id:
-        return None
-    last = order.index(model.loss_from)
-    if order[last + 1:] not in ([], [model.output_id]):
-        return None
-    ids = order[1:last + 1]
-    ops = np.zeros((len(ids), N_COLS), np.int64)
-    alphas = np.zeros(len(ids), np.float64)
-    for i, nid in enumerate(ids):
-        rt = model.runtimes[nid]
-        if len(rt.in_shapes) != 1 or len(rt.in_shapes[0]) != 1 or len(rt.out_shape) != 1:
-            return None
-        row = ops[i]
-        row[FAN_IN], row[FAN_OUT] = rt.in_shapes[0][0], rt.out_shape[0]
-        row[B_OFF] = -1
-        if rt.type.name == "Dense":
-            row[KIND] = DENSE
-            row[W_OFF] = _offset(rt.W["W"], model.params)
-            if "b" in rt.W:
-                row[B_OFF] = _offset(rt.W["b"], model.params)
-        elif rt.type.name == "Activation" and rt.p["function"] in CODES:
-            row[KIND], row[CODE] = ACT, CODES[rt.p["function"]]
-            alphas[i] = float(rt.p["alpha"])
-            if row[CODE] == PRELU:
-                row[W_OFF] = _offset(rt.W["alpha"], model.params)
-        else:
-            return None
-    ops[:, DST] = np.concatenate([[0], np.cumsum(ops[:-1, FAN_OUT])])
-    ops[:, SRC] = np.concatenate([[-1], ops[:-1, DST]])
-    return ids, ops, alphas
-
-
-class FusedChain:
-    """The whole-step fast path of an eligible chain model (see the module docstring)."""
-
-    def __init__(self, model: "Model", ids: list[str], ops: np.ndarray, alphas: np.ndarray) -> None:
-        self.model = model
-        self.ids = ids
-        self.ops = ops
-        self.alphas = alphas
-        self.loss_code = LOSS_CODES[model.loss]
-        self.max_width = int(max(ops[:, FAN_IN].max(), ops[:, FAN_OUT].max()))
-        total = int(ops[:, FAN_OUT].sum())
-        self.delta_cols = np.array([total, total + self.max_width], np.int64)
-        self.columns = total + 2 * self.max_width
-        self.cap = 0
-        self.ws = np.zeros(0, model.dtype)
-        self._x: np.ndarray | None = None
-        self._views: dict[str, np.ndarray] = {}
-        self._views_n = -1
-
-    @classmethod
-    def build(cls, model: "Model") -> "FusedChain | None":
-        """The fast path for ``model``, or None when its graph is not a plain chain."""
-        plan = _plan(model)
-        return None if plan is None else cls(model, *plan)
-
-    def _allocate(self, n: int) -> None:
-        """Workspace for batches of up to ``n`` rows: every op's output, then two δ regions."""
-        self.cap = n
-        self.ws = np.zeros(n * self.columns, self.model.dtype)
-        self._views_n = -1
-
-    def loss_and_grads(self, X: np.ndarray, T: np.ndarray) -> float:
-        """Forward, loss and backward of one batch: returns the loss, fills ``model.grads``."""
-        model = self.model
-        dtype = model.dtype
-        if X.dtype != dtype or X.ndim != 2 or not X.flags.c_contiguous:
-            X = np.ascontiguousarray(X.reshape(len(X), -1), dtype=dtype)
-        n = X.shape[0]
-        if T.dtype != dtype or T.ndim != 2 or not T.flags.c_contiguous:
-            T = np.ascontiguousarray(T.reshape(n, -1), dtype=dtype)
-        if n > self.cap:
-            self._allocate(n)
-        self._x = X
-        if model.outputs:
-            model.outputs.clear()  # they would describe an older forward
-        return chain_step(model.params, model.grads, self.ops, self.alphas, self.ws, self.cap,
-                          self.delta_cols, X, T, self.loss_code)
-
-    def outputs(self) -> dict[str, np.ndarray]:
-        """``{node id: output}`` of the last training forward, for every node of the graph.
-
-        Views into the workspace, valid until the next step. The terminal Softmax or sigmoid
-        that the loss absorbs is not computed by the step; it is evaluated here.
-        """
-        model = self.model
-        if self._x is None:
-            return {}
-        n = len(self._x)
-        if self._views_n != n:
-            self._views = {}
-            for i, nid in enumerate(self.ids):
-                start, width = int(self.ops[i, DST]) * self.cap, int(self.ops[i, FAN_OUT])
-                self._views[nid] = self.ws[start:start + n * width].reshape(n, width)
-            self._views_n = n
-        out = {model.input_id: self._x, **self._views}
-        if model.loss_from != model.output_id:
-            out[model.output_id] = _terminal(model.graph.nodes[model.output_id].type, out[model.loss_from])
-        return out
-
-
-def _terminal(layer: str, z: np.ndarray) -> np.ndarray:
-    """The fused terminal layer's output from its logits: softmax over features, or σ."""
-    if layer == "Softmax":
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    y = np.empty_like(z)
-    act_forward(SIGMOID, z.reshape(-1), y.reshape(-1), 0.0)
-    return y

@@ -7,6 +7,7 @@ from engine.layers.base import REGISTRY, LayerType, NodeRuntime, ParamSpec, regi
 
 # isort: off
 from engine.layers import io, dense, activations, regularisation, merge, reshape  # noqa: E402,F401  (registration)
+from engine.layers import mixture  # noqa: E402,F401  (registration)
 # isort: on
 
 __all__ = ["REGISTRY", "LayerType", "NodeRuntime", "ParamSpec", "register"]

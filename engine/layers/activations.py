@@ -6,7 +6,8 @@ import numpy as np
 
 from engine.errors import ExportError, ShapeError
 from engine.kernels.activations import CODES, PRELU, act_backward, act_forward
-from engine.layers.base import LayerType, ParamSpec, register
+from engine.kernels.mlp import ACT
+from engine.layers.base import FusedOp, LayerType, ParamSpec, register
 
 FUNCTIONS = tuple(CODES) + ("maxout",)
 FUNCTION_HELP = {
@@ -26,8 +27,50 @@ FUNCTION_HELP = {
 #: Functions whose outputs saturate (activation statistics report the saturated fraction).
 SATURATING = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99), "scaled_tanh": (-1.7, 1.7),
               "hard_tanh": (-1.0, 1.0)}
-#: Functions with a dead zone (statistics report the fraction of exact zeros).
-RECTIFIERS = ("relu",)
+#: Functions without flat tails whose units can still stop learning: activation statistics
+#: report their dead fraction (:func:`dead_fraction`).
+RECTIFIERS = ("relu", "leaky_relu", "prelu", "elu", "softplus", "maxout")
+#: A unit is dead for a batch when its slope f'(z) stays below this for every example.
+DEAD_SLOPE = 1e-3
+
+
+def _slope_from_output(fn: str, y: np.ndarray, alpha: float) -> np.ndarray:
+    """f'(z) of the rectifier family, recovered from the output y = f(z).
+
+    ReLU: 1 if y > 0 else 0; leaky ReLU/PReLU: 1 or α; ELU: 1 or y + α (= αe^z);
+    softplus: σ(z) = 1 − e^−y.
+    """
+    if fn == "relu":
+        return (y > 0).astype(np.float64)
+    if fn in ("leaky_relu", "prelu"):
+        return np.where(y > 0, 1.0, alpha)
+    if fn == "elu":
+        return np.where(y > 0, 1.0, y + alpha)
+    return -np.expm1(-np.asarray(y, np.float64))  # softplus
+
+
+def dead_fraction(rt, y: np.ndarray) -> float | None:
+    """The share of units (or maxout pieces) that pass no gradient for the whole batch.
+
+    A unit is dead when its slope f'(z) < :data:`DEAD_SLOPE` for every example: ReLU units
+    that are 0 everywhere; leaky ReLU/PReLU only if α itself is that small; ELU and softplus
+    units driven far into their negative side. A maxout unit always passes its gradient, but
+    to one piece: the dead share is that of pieces winning for no example of the batch.
+    ``None`` when the layer's last forward left nothing to measure.
+    """
+    fn = rt.p["function"]
+    n = len(y)
+    if fn == "maxout":
+        idx = rt.cache.get("idx")
+        if idx is None or len(idx) != n:
+            return None
+        k = rt.p["pieces"]
+        won = np.zeros((idx.shape[1], k), bool)
+        won[np.arange(idx.shape[1])[None, :].repeat(n, 0), idx] = True
+        return float(1.0 - won.mean())
+    alpha = float(rt.W["alpha"][0]) if fn == "prelu" else float(rt.p["alpha"])
+    slope = _slope_from_output(fn, y.reshape(n, -1), alpha)
+    return float(np.mean(np.all(slope < DEAD_SLOPE, axis=0)))
 
 
 def _alpha(rt) -> float:
@@ -82,6 +125,14 @@ def _activation_backward(rt, dy):
     if fn == "prelu":
         rt.G["alpha"][0] = dalpha
     return [dz]
+
+
+def _activation_fuse(rt):
+    """Element-wise functions are ops of the fused chain kernel (maxout is not element-wise)."""
+    fn = rt.p["function"]
+    if fn not in CODES:
+        return None
+    return FusedOp(ACT, code=CODES[fn], weight="alpha" if fn == "prelu" else None, alpha=float(rt.p["alpha"]))
 
 
 def _activation_weights(p, in_shapes):
@@ -246,6 +297,8 @@ register(LayerType(
         "Maxout": {"function": "maxout", "pieces": 2}, "Identity": {"function": "identity"},
     },
     exporters={"onnx": _activation_onnx, "torch": _activation_torch, "numpy": _activation_numpy},
+    fuse=_activation_fuse,
+    absorbed_by=lambda p: ("bce_logits",) if p["function"] == "sigmoid" else (),
 ))
 assert PRELU == CODES["prelu"]
 
@@ -287,4 +340,20 @@ register(LayerType(
     exporters={"onnx": lambda ctx, n: ctx.op("Softmax", [n.x[0]], axis=-1),
                "torch": lambda ctx, n: ctx.module("nn.Softmax(dim=-1)"),
                "numpy": _softmax_numpy},
+    absorbed_by=lambda p: ("cross_entropy",),
 ))
+
+
+def activation_curve(function: str, z: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(f(z), f'(z)) of an element-wise activation, from the training kernels themselves.
+
+    For plotting the shapes a lesson compares (the flat tails of σ and tanh, ReLU's dead
+    half, the slopes α of leaky ReLU and ELU). Maxout is not element-wise and has no curve.
+    """
+    if function not in CODES:
+        raise ValueError(f"'{function}' is not an element-wise activation; curves exist for {', '.join(CODES)}")
+    z = np.ascontiguousarray(z, dtype=np.float64).reshape(-1)
+    y, dz = np.empty_like(z), np.empty_like(z)
+    act_forward(CODES[function], z, y, alpha)
+    act_backward(CODES[function], z, y, np.ones_like(z), dz, alpha)
+    return y, dz

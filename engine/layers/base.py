@@ -193,9 +193,15 @@ class ParamSpec:
 class NodeRuntime:
     """What a compiled node carries between forward and backward.
 
-    ``W``/``G`` are views into the model's flat parameter and gradient buffers (the
-    optimizer updates everything in one kernel call); ``B`` holds non-trained state such as
-    BatchNorm running averages; ``cache`` is whatever forward keeps for backward.
+    - ``W``/``G`` are views into the model's flat parameter and gradient buffers (the
+      optimizer updates everything in one kernel call).
+    - ``B`` holds the layer's persistent non-trained state (BatchNorm running statistics):
+      views into the model's flat state store, so one snapshot covers parameters and state
+      and the model file saves them as ``<node>.<name>``.
+    - ``scratch`` holds transient per-batch arrays the layer declared (``LayerType.scratch``),
+      allocated once per batch size by the model and reused every step.
+    - ``cache`` is whatever forward keeps for backward (references, not copies).
+    - ``out_shapes`` is the shape per output port; ``out_shape`` the primary port's.
     """
 
     id: str
@@ -207,14 +213,36 @@ class NodeRuntime:
     W: dict[str, np.ndarray] = field(default_factory=dict)
     G: dict[str, np.ndarray] = field(default_factory=dict)
     B: dict[str, np.ndarray] = field(default_factory=dict)
+    scratch: dict[str, np.ndarray] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
     training: bool = False
     rng: np.random.Generator | None = None
     need_input_grad: bool = True  # False when every input is data: backward may skip ∂L/∂x
+    out_shapes: dict[str, Shape] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusedOp:
+    """A node's row in the op table of the fused whole-step kernel (engine/kernels/mlp.py).
+
+    ``kind`` is the kernel's op kind (``DENSE`` or ``ACT``); ``code`` an activation code;
+    ``weight``/``bias`` name the tensors of ``rt.W`` the op reads (Dense ``W``/``b``, PReLU's
+    learned ``alpha`` as ``weight``); ``alpha`` is a fixed slope (leaky ReLU, ELU).
+    """
+
+    kind: int
+    code: int = 0
+    weight: str | None = None
+    bias: str | None = None
+    alpha: float = 0.0
 
 
 def _no_weights(p: Params, in_shapes: list[Shape]) -> dict[str, Shape]:
     return {}
+
+
+def _absorbed_by_none(p: Params) -> tuple[str, ...]:
+    return ()
 
 
 def _single_input(p: Params) -> tuple[str, ...]:
@@ -226,23 +254,42 @@ class LayerType:
     """Declaration of a layer type. See the module docstring.
 
     - ``shape(p, in_shapes) -> out_shape`` raises ShapeError saying how to fix a mismatch.
+      A layer with several output ports returns one shape per port, in declared order.
     - ``weights(p, in_shapes) -> {name: shape}`` trainable tensors (counted, decayed if in
-      ``decay``), ``buffers`` likewise for non-trained state with ``init_buffers`` values.
+      ``decay``), ``buffers`` likewise for persistent non-trained state (the model's state
+      store) with ``init_buffers`` values.
     - ``init(p, in_shapes, rng) -> {name: float64 array}`` initial trainable values.
-    - ``forward(rt, xs) -> y`` with ``xs`` the list of input batches (batch axis first).
-    - ``backward(rt, dy) -> [dx per input]``, writing parameter gradients into ``rt.G``.
+    - ``forward(rt, xs) -> y`` with ``xs`` the list of input batches (batch axis first); a
+      layer with several output ports returns a tuple with one batch per port.
+    - ``backward(rt, dy) -> [dx per input]``, writing parameter gradients into ``rt.G``. A
+      layer with several output ports receives a tuple with one ∂L/∂y per port, ``None``
+      for a port that receives no gradient (unconnected, or not on the way to the loss).
+    - ``scratch(p, in_shapes, n) -> {name: shape}`` transient arrays for a batch of ``n``
+      (im2col columns, BPTT caches), allocated by the model once per batch size into
+      ``rt.scratch`` in the model's dtype.
+    - ``min_batch``: the smallest training batch the layer accepts (BatchNorm needs 2 to
+      have a variance); the trainer drops a smaller last batch and refuses a smaller
+      ``batch_size``.
     - ``presets`` are named parameter sets the palette offers as separate entries.
-    - ``exporters`` maps a format name ("onnx", "torch", "numpy") to its exporter.
+    - ``exporters`` maps a format name ("onnx", "torch", "numpy") to its exporter. For a
+      layer with several outputs the exporter returns one result per port (ONNX: a list of
+      tensor names; NumPy and PyTorch: an expression or module whose value is a tuple).
     - ``outputs`` names the output ports (a tuple, or a function of the parameters like
       ``inputs``); the first is the primary port, ``"out"`` for single-output layers.
+    - ``fuse(rt) -> FusedOp | None``: how the node runs inside the fused whole-step kernel
+      of a plain chain (engine/fused.py), or None when it cannot with these parameters;
+      a layer type without ``fuse`` keeps its graph on the general path.
+    - ``absorbed_by(p)``: the losses that, when this layer is the graph's output, compute
+      themselves on its input instead (Softmax into cross-entropy, sigmoid into BCE with
+      logits): the numerically stable form, identical in the fused and general paths.
     """
 
     name: str
     category: str
     help: str
-    shape: Callable[[Params, list[Shape]], Shape]
-    forward: Callable[[NodeRuntime, list[np.ndarray]], np.ndarray]
-    backward: Callable[[NodeRuntime, np.ndarray], list[np.ndarray]]
+    shape: Callable[[Params, list[Shape]], Any]
+    forward: Callable[[NodeRuntime, list[np.ndarray]], Any]
+    backward: Callable[[NodeRuntime, Any], list[np.ndarray | None]]
     params: tuple[ParamSpec, ...] = ()
     inputs: Callable[[Params], tuple[str, ...]] = _single_input
     weights: Callable[[Params, list[Shape]], dict[str, Shape]] = _no_weights
@@ -254,11 +301,30 @@ class LayerType:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     exporters: dict[str, Callable[..., Any]] = field(default_factory=dict)
     outputs: tuple[str, ...] | Callable[[Params], tuple[str, ...]] = ("out",)
+    scratch: Callable[[Params, list[Shape], int], dict[str, Shape]] | None = None
+    min_batch: int = 1
+    fuse: Callable[[NodeRuntime], FusedOp | None] | None = None
+    absorbed_by: Callable[[Params], tuple[str, ...]] = _absorbed_by_none
 
     # -- ports ------------------------------------------------------------------------
     def output_ports(self, p: Params) -> tuple[str, ...]:
         """Names of the output ports for parameters ``p``; the first is the primary one."""
         return self.outputs(p) if callable(self.outputs) else tuple(self.outputs)
+
+    def port_shapes(self, p: Params, in_shapes: list[Shape]) -> dict[str, Shape]:
+        """``{port: shape}`` of every output port.
+
+        ``shape`` returns one shape for a single-output layer and a sequence of shapes, one
+        per output port in declared order, for a layer with several outputs.
+        """
+        names = self.output_ports(p)
+        result = self.shape(p, in_shapes)
+        if len(names) == 1:
+            return {names[0]: tuple(int(v) for v in result)}  # type: ignore[union-attr]
+        shapes = [tuple(int(v) for v in s) for s in result]  # type: ignore[union-attr]
+        if len(shapes) != len(names):
+            raise ValueError(f"{self.name}: shape() gave {len(shapes)} shapes for ports {names}")
+        return dict(zip(names, shapes, strict=True))
 
     # -- parameters -------------------------------------------------------------------
     def param_spec(self, name: str) -> ParamSpec:
@@ -339,7 +405,7 @@ CATEGORY_TITLES = {
     "dense": "Dense",
     "activation": "Activations",
     "regularisation": "Regularisation",
-    "merge": "Merge",
+    "merge": "Merge and split",
     "reshape": "Reshape",
     "conv": "Convolution",
     "recurrent": "Recurrent",

@@ -11,7 +11,8 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.init import INITIALISERS, initialise
-from engine.layers.base import LayerType, ParamSpec, register
+from engine.kernels.mlp import DENSE
+from engine.layers.base import FusedOp, LayerType, ParamSpec, register
 
 
 def _dense_shape(p, in_shapes):
@@ -65,6 +66,13 @@ def _dense_backward(rt, dy):
     return [dx if dy.ndim == 2 else dx.reshape(dy.shape[:-1] + (dx.shape[-1],))]
 
 
+def _dense_fuse(rt):
+    """A (features,) Dense is one op of the fused chain kernel: y = x W (+ b)."""
+    if len(rt.in_shapes[0]) != 1:
+        return None
+    return FusedOp(DENSE, weight="W", bias="b" if "b" in rt.W else None)
+
+
 # ---- exporters (engine/export): W is (in, out); PyTorch's Linear keeps weight = Wᵀ ------------
 def _dense_onnx(ctx, n):
     y = ctx.op("MatMul", [n.x[0], ctx.weight("W")])
@@ -106,4 +114,5 @@ register(LayerType(
     decay=("W",),
     key_params=("units",),
     exporters={"onnx": _dense_onnx, "torch": _dense_torch, "numpy": _dense_numpy},
+    fuse=_dense_fuse,
 ))

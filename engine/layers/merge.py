@@ -1,8 +1,11 @@
-"""Merge layers: Add (residual / skip connections) and Concat (joining branches).
+"""Merge and split layers: Add (residual / skip connections), Concat (joining branches)
+and Split (one input cut into several outputs, Concat's inverse).
 
-They have ``inputs`` input ports named ``in0``, ``in1``, … so several branches of the graph
-can meet. Backward splits the gradient again: Add hands every input the same ∂L/∂y,
-Concat hands each input its own slice of it.
+Add and Concat have ``inputs`` input ports named ``in0``, ``in1``, … so several branches of
+the graph can meet. Backward splits the gradient again: Add hands every input the same
+∂L/∂y, Concat hands each input its own slice of it. Split has ``parts`` output ports
+``out0``, ``out1``, …; its backward joins the gradients arriving at them (zeros for a port
+nothing reads).
 """
 
 from __future__ import annotations
@@ -165,4 +168,72 @@ register(LayerType(
     key_params=("inputs", "axis"),
     exporters={"onnx": lambda ctx, n: ctx.op("Concat", list(n.x), axis=_concat_batch_axis(n)),
                "torch": _concat_torch, "numpy": _concat_numpy},
+))
+
+
+# ---- Split --------------------------------------------------------------------------
+def _split_ports(p) -> tuple[str, ...]:
+    return tuple(f"out{i}" for i in range(p["parts"]))
+
+
+def _split_shape(p, in_shapes):
+    shape = in_shapes[0]
+    a = _concat_axis(p, shape)
+    k = p["parts"]
+    if shape[a] % k:
+        lower, upper = shape[a] // k * k, (shape[a] // k + 1) * k
+        raise ShapeError(
+            f"splitting axis {a} of size {shape[a]} into {k} equal parts needs a size divisible by {k}; "
+            f"make the input {lower or k} or {upper} along that axis, or change 'parts'"
+        )
+    part = shape[:a] + (shape[a] // k,) + shape[a + 1:]
+    return [part] * k
+
+
+def _split_forward(rt, xs):
+    """(y₀, y₁, …) = the input cut into ``parts`` equal consecutive slices along the axis."""
+    a = _concat_axis(rt.p, xs[0].shape[1:]) + 1
+    rt.cache["axis"] = a
+    return tuple(np.split(xs[0], rt.p["parts"], axis=a))
+
+
+def _split_backward(rt, dys):
+    """∂L/∂x = [∂L/∂y₀, ∂L/∂y₁, …] joined along the axis (zeros where no gradient came)."""
+    like = next(d for d in dys if d is not None)
+    parts = [d if d is not None else np.zeros(like.shape, like.dtype) for d in dys]
+    return [np.concatenate(parts, axis=rt.cache["axis"])]
+
+
+def _split_onnx(ctx, n):
+    k = n.p["parts"]
+    size = n.in_shapes[0][_concat_axis(n.p, n.in_shapes[0])] // k
+    sizes = ctx.const([size] * k, "split", "int64")
+    return ctx.op_n("Split", [n.x[0], sizes], k, axis=_concat_batch_axis(n))
+
+
+def _split_torch(ctx, n):
+    return ctx.expr(f"torch.chunk({n.x[0]}, {n.p['parts']}, dim={_concat_batch_axis(n)})")
+
+
+def _split_numpy(ctx, n):
+    return f"np.split({n.x[0]}, {n.p['parts']}, axis={_concat_batch_axis(n)})"
+
+
+register(LayerType(
+    name="Split",
+    category="merge",
+    help="Cuts its input into equal consecutive parts along one axis (features by default), "
+         "one output port per part, e.g. (48,) into (24,) and (24,): the inverse of Concat. "
+         "Each part can feed a different branch or head.",
+    params=(
+        ParamSpec("parts", "int", 2, "Number of equal parts (output ports out0, out1, …).", min=2, max=8),
+        ParamSpec("axis", "int", 0, "Axis of one example to cut: 0 is the first (features for (F,), "
+                  "channels for (C, H, W), time for (T, F)); -1 the last.", min=-3, max=2),
+    ),
+    outputs=_split_ports,
+    shape=_split_shape,
+    forward=_split_forward,
+    backward=_split_backward,
+    key_params=("parts", "axis"),
+    exporters={"onnx": _split_onnx, "torch": _split_torch, "numpy": _split_numpy},
 ))

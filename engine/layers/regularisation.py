@@ -227,5 +227,6 @@ register(LayerType(
     buffers=_bn_buffers,
     init_buffers=_bn_init_buffers,
     decay=(),
+    min_batch=2,
     exporters={"onnx": _bn_onnx, "torch": _bn_torch, "numpy": _bn_numpy},
 ))

@@ -305,14 +305,11 @@ class TrainingController(QObject):
         model = self.model
         if model is None:
             return None
-        if self._preview is None or self._preview.params.size != model.params.size:
+        if self._preview is None or self._preview.params.size != model.params.size \
+                or self._preview.state.size != model.state.size:
             self._preview = Model(model.graph, dtype=model.dtype, seed=0, loss=model.loss)
-        p = self._preview
-        p.params[...] = model.params
-        for nid, rt in model.runtimes.items():
-            for name, buf in rt.B.items():
-                p.runtimes[nid].B[name][...] = buf
-        return p
+        self._preview.restore(model.snapshot())
+        return self._preview
 
     # -- worker (runs in its own thread: no Qt here) --------------------------------------
     def _work(self, graph: Graph, base_dir: Path, model: Model | None, normaliser: Any) -> None:

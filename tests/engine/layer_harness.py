@@ -133,7 +133,32 @@ def _ref_reshape(p, xs, W, B, training, seed):
     return np.array([example.reshape(target) for example in x])
 
 
-Reference = Callable[..., np.ndarray]
+def _ref_split(p, xs, W, B, training, seed):
+    x = xs[0]
+    ax = (p["axis"] % (x.ndim - 1)) + 1
+    size = x.shape[ax] // p["parts"]
+    outs = []
+    for i in range(p["parts"]):
+        index = [slice(None)] * x.ndim
+        index[ax] = slice(i * size, (i + 1) * size)
+        outs.append(x[tuple(index)].copy())
+    return outs
+
+
+def _ref_mixture(p, xs, W, B, training, seed):
+    """Bishop's mixture density output, written from the formulas: per position, K mixing
+    weights by softmax, K means as they are, K deviations σ_min + e^s or σ_min + log(1 + e^s)."""
+    z, k = xs[0], p["components"]
+    out = np.empty_like(z)
+    for index in np.ndindex(z.shape[:-1]):
+        a, m, s = z[index][:k], z[index][k:2 * k], z[index][2 * k:]
+        weights = np.exp(a) / np.sum(np.exp(a))
+        spread = np.exp(s) if p["sigma"] == "exp" else np.log(1.0 + np.exp(s))
+        out[index] = np.concatenate([weights, m, p["min_sigma"] + spread])
+    return out
+
+
+Reference = Callable[..., np.ndarray | list[np.ndarray]]
 REFERENCES: dict[str, Reference] = {
     "Input": lambda p, xs, W, B, training, seed: xs[0].copy(),
     "Dense": _ref_dense,
@@ -143,8 +168,10 @@ REFERENCES: dict[str, Reference] = {
     "BatchNorm": _ref_batchnorm,
     "Add": _ref_add,
     "Concat": _ref_concat,
+    "Split": _ref_split,
     "Flatten": _ref_flatten,
     "Reshape": _ref_reshape,
+    "MixtureDensity": _ref_mixture,
 }
 
 # ---- parameter counts by hand --------------------------------------------------------
@@ -157,8 +184,10 @@ PARAM_COUNTS: dict[str, Callable[[dict[str, Any], list[Shape]], int]] = {
     "BatchNorm": lambda p, s: 2 * (s[0][0] if len(s[0]) == 3 else s[0][-1]),
     "Add": lambda p, s: 0,
     "Concat": lambda p, s: 0,
+    "Split": lambda p, s: 0,
     "Flatten": lambda p, s: 0,
     "Reshape": lambda p, s: 0,
+    "MixtureDensity": lambda p, s: 0,
 }
 
 
@@ -209,12 +238,19 @@ CASES: list[Case] = [
     Case("Concat", {"inputs": 3}, ((2, 2, 3), (1, 2, 3), (3, 2, 3))),
     Case("Concat", {"axis": -1}, ((4, 2), (4, 3))),
     Case("Concat", {"axis": 2}, ((2, 3, 1), (2, 3, 2))),
+    Case("Split", {}, ((6,),)),
+    Case("Split", {"parts": 3, "axis": -1}, ((2, 6),)),
+    Case("Split", {"parts": 2}, ((4, 3, 3),)),
     Case("Flatten", {}, ((2, 3, 4),)),
     Case("Flatten", {}, ((3, 4),)),
     Case("Flatten", {}, ((5,),)),
     Case("Reshape", {"shape": (2, 3, 4)}, ((24,),)),
     Case("Reshape", {"shape": (-1,)}, ((2, 3, 4),)),
     Case("Reshape", {"shape": (4, -1)}, ((3, 4),)),
+    Case("MixtureDensity", {"components": 3}, ((9,),)),
+    Case("MixtureDensity", {"components": 2, "sigma": "softplus", "min_sigma": 0.1}, ((6,),)),
+    Case("MixtureDensity", {"components": 1}, ((3,),)),
+    Case("MixtureDensity", {"components": 2}, ((3, 6),)),
 ]
 
 
@@ -291,12 +327,38 @@ def forward(rt: NodeRuntime, xs: list[np.ndarray], seed: int = SEED) -> np.ndarr
 
 
 def reference(case: Case, rt: NodeRuntime, xs: list[np.ndarray], training: bool | None = None) -> np.ndarray:
-    """The harness's own forward for this case, in float64."""
+    """The harness's own forward for this case, in float64 (a list for several outputs)."""
     W = {k: np.asarray(v, np.float64) for k, v in dict(rt.W).items()}
     B = {k: np.asarray(v, np.float64) for k, v in rt.B.items()}
     xs64 = [np.asarray(x, np.float64) for x in xs]
     mode = case.training if training is None else training
     return REFERENCES[case.type](rt.p, xs64, W, B, mode, SEED)
+
+
+def output_ports(rt: NodeRuntime) -> tuple[str, ...]:
+    return rt.type.output_ports(rt.p)
+
+
+def as_ports(rt: NodeRuntime, y) -> list[np.ndarray]:
+    """A layer's forward result as one array per output port."""
+    ports = output_ports(rt)
+    ys = [y] if len(ports) == 1 else list(y)
+    assert len(ys) == len(ports), f"forward gave {len(ys)} outputs for ports {ports}"
+    return ys
+
+
+def forward_ports(rt: NodeRuntime, xs: list[np.ndarray], seed: int = SEED) -> list[np.ndarray]:
+    """:func:`forward`, one array per output port."""
+    return as_ports(rt, forward(rt, xs, seed))
+
+
+def reference_ports(case: Case, rt: NodeRuntime, xs: list[np.ndarray]) -> list[np.ndarray]:
+    return as_ports(rt, reference(case, rt, xs))
+
+
+def backward_ports(rt: NodeRuntime, gs: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """Backward with one upstream gradient per output port (a bare array for one port)."""
+    return rt.type.backward(rt, gs[0] if len(gs) == 1 else tuple(gs))
 
 
 def finite_difference(f: Callable[[], float], arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:

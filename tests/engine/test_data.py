@@ -1,9 +1,13 @@
-"""Datasets: generators, CSV/NPZ files and their errors, splitting, normalisation, docs."""
+"""Datasets: 2-D and curve generators, CSV/NPZ files and their errors, splitting, docs.
+
+Image data is tested in test_data_images.py, sequence data in test_data_sequences.py,
+normalisation statistics in test_data_normaliser.py, a run's working copy, memory budget
+and per-channel export in test_data_session.py.
+"""
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import tempfile
 import zipfile
@@ -17,18 +21,18 @@ from hypothesis import strategies as st
 from engine.data import (
     GENERATORS,
     Dataset,
-    Normaliser,
     class_balance,
     generators_markdown,
     make_dataset,
     read_table_preview,
+    sample_indices,
     split_dataset,
 )
 from engine.errors import DataError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-CLASSIFICATION = [n for n, g in GENERATORS.items() if g.task == "classification"]
-REGRESSION = [n for n, g in GENERATORS.items() if g.task == "regression"]
+CLASSIFICATION = [n for n, g in GENERATORS.items() if g.group == "points"]
+REGRESSION = [n for n, g in GENERATORS.items() if g.group == "curves"]
 
 
 def gen(name: str, **params) -> Dataset:
@@ -45,7 +49,7 @@ def test_the_required_generators_exist():
 @pytest.mark.parametrize("name", CLASSIFICATION)
 def test_classification_generators_give_2d_points_and_balanced_int_labels(name):
     ds = gen(name, n=60, seed=3)
-    assert ds.X.shape == (60, 2) and ds.X.dtype == np.float64
+    assert ds.X.shape == (60, 2) and ds.X.dtype == np.float32
     assert ds.y.shape == (60,) and ds.y.dtype == np.int64
     assert ds.task == "classification" and ds.feature_shape == (2,) and len(ds) == 60
     assert ds.n_classes == len(ds.class_names) >= 2
@@ -60,14 +64,16 @@ def test_classification_generators_give_2d_points_and_balanced_int_labels(name):
 def test_regression_generators_give_one_feature_and_column_targets(name):
     ds = gen(name, n=50)
     assert ds.X.shape == (50, 1) and ds.y.shape == (50, 1)
-    assert ds.X.dtype == ds.y.dtype == np.float64
+    assert ds.X.dtype == ds.y.dtype == np.float32
     assert ds.task == "regression" and ds.n_classes == 0 and ds.class_names == []
     assert class_balance(ds) == {}
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))
 def test_generators_are_deterministic_by_seed_and_differ_across_seeds(name):
-    a, b, c = gen(name, n=40, noise=0.1, seed=7), gen(name, n=40, noise=0.1, seed=7), gen(name, n=40, noise=0.1, seed=8)
+    params = {"n": 40} | ({"noise": 0.1} if "noise" in GENERATORS[name].defaults() else {})
+    a, b, c = gen(name, **params, seed=7), gen(name, **params, seed=7), gen(name, **params, seed=8)
+    assert a.X.dtype == np.float32 and a.X.flags.c_contiguous
     np.testing.assert_array_equal(a.X, b.X)
     np.testing.assert_array_equal(a.y, b.y)
     assert not np.array_equal(a.X, c.X)
@@ -77,7 +83,9 @@ def test_generators_are_deterministic_by_seed_and_differ_across_seeds(name):
 def test_every_generator_parameter_is_declared_with_range_and_help(name):
     spec = GENERATORS[name]
     names = [p.name for p in spec.params]
-    assert {"n", "noise", "seed"} <= set(names)
+    assert {"n", "seed"} <= set(names)
+    assert "noise" in names or spec.group in ("images", "sequences")
+    assert spec.group in ("points", "curves", "images", "sequences") and spec.shapes.startswith("X (n")
     for p in spec.params:
         assert p.help
         if p.kind in ("int", "float"):
@@ -88,7 +96,7 @@ def test_every_generator_parameter_is_declared_with_range_and_help(name):
 def test_xor_with_four_points_and_no_noise_is_the_truth_table():
     ds = gen("xor", n=4, noise=0.0)
     np.testing.assert_array_equal(ds.X, [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    assert ds.X.dtype == np.float64
+    assert ds.X.dtype == np.float32
     assert ds.y.tolist() == [0, 1, 1, 0]
     assert ds.class_names[0] == "0" and ds.class_names[1] == "1"
 
@@ -111,16 +119,16 @@ def test_circles_classes_have_different_radii():
     ds = gen("circles", n=100, noise=0.0, factor=0.3)
     r = np.hypot(ds.X[:, 0], ds.X[:, 1])
     outer, inner = ds.class_names.index("outer"), ds.class_names.index("inner")
-    np.testing.assert_allclose(r[ds.y == outer], 1.0)
-    np.testing.assert_allclose(r[ds.y == inner], 0.3)
+    np.testing.assert_allclose(r[ds.y == outer], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(r[ds.y == inner], 0.3, rtol=1e-6)
 
 
 def test_moons_lie_on_two_shifted_half_circles():
     ds = gen("moons", n=80, noise=0.0)
     up, low = ds.X[ds.y == 0], ds.X[ds.y == 1]
-    np.testing.assert_allclose(np.hypot(up[:, 0], up[:, 1]), 1.0)
+    np.testing.assert_allclose(np.hypot(up[:, 0], up[:, 1]), 1.0, rtol=1e-6)
     assert np.all(up[:, 1] >= 0)
-    np.testing.assert_allclose(np.hypot(low[:, 0] - 1.0, low[:, 1] - 0.5), 1.0)
+    np.testing.assert_allclose(np.hypot(low[:, 0] - 1.0, low[:, 1] - 0.5), 1.0, rtol=1e-6)
     assert np.all(low[:, 1] <= 0.5)
 
 
@@ -131,7 +139,7 @@ def test_spiral_arms_are_rotated_copies(arms):
     r = np.hypot(ds.X[:, 0], ds.X[:, 1])
     theta = np.arctan2(ds.X[:, 1], ds.X[:, 0])
     phase = (theta - 2 * math.pi * r) / (2 * math.pi) - ds.y / arms  # an integer on arm y
-    np.testing.assert_allclose(phase, np.round(phase), atol=1e-9)
+    np.testing.assert_allclose(phase, np.round(phase), atol=1e-5)
 
 
 def test_blobs_have_one_cluster_per_class_with_the_given_spread():
@@ -155,7 +163,7 @@ def test_sine_is_sin_of_x_on_minus_pi_to_pi():
     ds = gen("sine", n=300, noise=0.0)
     x = ds.X[:, 0]
     assert x.min() >= -math.pi and x.max() <= math.pi and x.max() - x.min() > 5.5
-    np.testing.assert_allclose(ds.y[:, 0], np.sin(x), atol=1e-12)
+    np.testing.assert_allclose(ds.y[:, 0], np.sin(x), atol=1e-6)
     noisy = gen("sine", n=4000, noise=0.3, seed=1)
     assert np.std(noisy.y[:, 0] - np.sin(noisy.X[:, 0])) == pytest.approx(0.3, rel=0.08)
 
@@ -163,7 +171,7 @@ def test_sine_is_sin_of_x_on_minus_pi_to_pi():
 def test_polynomial_degree_three_is_the_cubic_chebyshev():
     ds = gen("polynomial", n=100, noise=0.0, degree=3)
     x = ds.X[:, 0]
-    np.testing.assert_allclose(ds.y[:, 0], 4 * x**3 - 3 * x, atol=1e-12)
+    np.testing.assert_allclose(ds.y[:, 0], 4 * x**3 - 3 * x, atol=1e-5)
 
 
 @pytest.mark.parametrize("params, word", [
@@ -211,7 +219,7 @@ def test_csv_with_string_labels_and_a_chosen_target_column(tmp_path):
     assert ds.feature_names == ["width", "height"] and ds.target_name == "species"
     assert ds.class_names == ["setosa", "versicolor", "virginica"]
     np.testing.assert_array_equal(ds.X, [[1, 2], [3, 4.5], [5, 6], [7, 8]])
-    assert ds.X.dtype == np.float64 and ds.y.dtype == np.int64
+    assert ds.X.dtype == np.float32 and ds.y.dtype == np.int64
     assert [ds.class_names[i] for i in ds.y] == ["setosa", "virginica", "setosa", "versicolor"]
     assert class_balance(ds) == {"setosa": 2, "versicolor": 1, "virginica": 1}
 
@@ -227,7 +235,7 @@ def test_csv_numeric_labels_sort_numerically_and_default_target_is_last(tmp_path
 def test_csv_float_target_is_regression_unless_told(tmp_path):
     write(tmp_path, "r.csv", "x,y\n1,0.5\n2,1.5\n3,2.25\n")
     ds = make_dataset({"path": "r.csv", "target": "y"}, tmp_path)
-    assert ds.task == "regression" and ds.y.shape == (3, 1) and ds.y.dtype == np.float64
+    assert ds.task == "regression" and ds.y.shape == (3, 1) and ds.y.dtype == np.float32
     np.testing.assert_array_equal(ds.y[:, 0], [0.5, 1.5, 2.25])
     ds = make_dataset({"path": "r.csv", "target": "y", "task": "classification"}, tmp_path)
     assert ds.task == "classification" and ds.n_classes == 3
@@ -320,7 +328,7 @@ def test_npz_integer_labels_are_classification(tmp_path):
     ds = make_dataset({"path": "c.npz"}, tmp_path)
     assert ds.task == "classification" and ds.class_names == ["0", "1", "2"]
     assert ds.y.tolist() == [2, 0, 1, 2, 0, 1] and ds.y.dtype == np.int64
-    assert ds.X.dtype == np.float64 and ds.feature_shape == (2,)
+    assert ds.X.dtype == np.float32 and ds.feature_shape == (2,)
     np.testing.assert_array_equal(ds.X, X)
 
 
@@ -516,47 +524,6 @@ def test_tiny_fraction_still_holds_out_one_example():
     assert len(val) == 1 and len(train) == 3
 
 
-# -- normaliser ----------------------------------------------------------------------------------
-
-def test_normaliser_fitted_on_train_only_and_round_trips_through_json():
-    rng = np.random.default_rng(0)
-    X = np.c_[rng.normal(5.0, 2.0, 400), rng.normal(-3.0, 0.5, 400), np.full(400, 7.0)]
-    ds = Dataset(X, (X[:, 0] > 5).astype(np.int64), "classification", "n", ["a", "b", "c"], ["lo", "hi"])
-    train, val, _ = split_dataset(ds, 0.25)
-    norm = Normaliser.fit(train.X)
-    Z = norm.apply(train.X)
-    np.testing.assert_allclose(Z[:, :2].mean(axis=0), 0.0, atol=1e-12)
-    np.testing.assert_allclose(Z[:, :2].std(axis=0), 1.0, rtol=1e-12)
-    np.testing.assert_array_equal(Z[:, 2], 0.0)  # constant column: std 1, no division by zero
-    assert norm.std[2] == 1.0
-    np.testing.assert_allclose(norm.mean[:2], train.X[:, :2].mean(axis=0))
-    assert not np.allclose(norm.mean, Normaliser.fit(X).mean, rtol=0, atol=1e-9)
-    assert abs(norm.apply(val.X)[:, 0].mean()) > 1e-6  # val is not re-centred on its own mean
-    back = Normaliser.from_json(json.loads(json.dumps(norm.to_json())))
-    np.testing.assert_array_equal(back.apply(val.X), norm.apply(val.X))
-    assert norm.apply(val.X).dtype == np.float64
-
-
-def test_normaliser_keeps_image_shaped_statistics():
-    X = np.random.default_rng(1).normal(size=(10, 1, 2, 2))
-    norm = Normaliser.fit(X)
-    assert norm.mean.shape == (1, 2, 2)
-    back = Normaliser.from_json(json.loads(json.dumps(norm.to_json())))
-    np.testing.assert_allclose(back.apply(X).mean(axis=0), 0.0, atol=1e-12)
-    with pytest.raises(DataError, match="shape"):
-        norm.apply(np.zeros((3, 4)))
-
-
-@pytest.mark.parametrize("bad", [
-    None, [], {"mean": [0.0]}, {"mean": [0.0], "std": [0.0]}, {"mean": [0.0, 1.0], "std": [1.0]},
-    {"mean": ["a"], "std": [1.0]}, {"mean": [float("nan")], "std": [1.0]}, {"mean": [], "std": []},
-    {"mean": 0.0, "std": 1.0}, {"mean": [[0.0], [1.0, 2.0]], "std": [1.0]},
-])
-def test_normaliser_from_json_refuses_malformed_statistics(bad):
-    with pytest.raises(DataError):
-        Normaliser.from_json(bad)
-
-
 # -- dataset object, preview, docs ---------------------------------------------------------------
 
 def test_subset_by_indices_and_mask_keeps_metadata():
@@ -566,6 +533,19 @@ def test_subset_by_indices_and_mask_keeps_metadata():
     assert part.class_names == ds.class_names and part.class_names is not ds.class_names
     np.testing.assert_array_equal(ds.subset([2, 0]).X, ds.X[[2, 0]])
     assert class_balance(part) == {"blob0": 0, "blob1": 10, "blob2": 0}
+
+
+def test_sample_indices_take_classes_in_turn_for_a_preview_grid():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 5)
+    ds = indexed(18, labels)
+    idx = sample_indices(ds, 9)
+    assert len(set(idx.tolist())) == 9
+    assert labels[idx].tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2]
+    assert labels[sample_indices(ds, 12)].tolist()[9:] == [0, 2, 0]  # class 1 ran out
+    assert len(sample_indices(ds, 100)) == 18
+    regression = indexed(50)
+    assert sample_indices(regression, 5).tolist() == [0, 12, 24, 36, 49]
+    assert sample_indices(regression, 0).tolist() == []
 
 
 def test_dataset_refuses_mismatched_lengths():

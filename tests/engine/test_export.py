@@ -117,6 +117,11 @@ def case_graph(case: Case) -> Graph:
             g.connect(src, f"shape{i}")
             src = f"shape{i}"
         g.connect(src, "node", port)
+    outputs = g.nodes["node"].output_ports()
+    if len(outputs) > 1:  # every output port reaches the network output (and the loss)
+        g.add_node("Concat", {"inputs": len(outputs), "axis": 0}, "join")
+        for i, port in enumerate(outputs):
+            g.connect("node", "join", f"in{i}", src_port=port)
     return g
 
 

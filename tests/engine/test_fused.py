@@ -1,4 +1,4 @@
-"""The fused whole-step kernel (engine/kernels/mlp.py) computes what the general path computes.
+"""The fused whole-step path (engine/fused.py, engine/kernels/mlp.py) computes what the general path computes.
 
 Every comparison builds two models of the same graph with the same weights: one on the
 fused path, one forced onto the general node-by-node path (``fused=False``), and checks
@@ -8,6 +8,7 @@ check pins the fused gradient on its own.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from engine.compiler import Model, compile_graph
 from engine.graph import Graph
 from engine.kernels.activations import CODES
+from engine.kernels.blas import gemm_address, matmul
 from engine.layers.base import REGISTRY
 
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -89,10 +91,10 @@ def assert_same_step(fused: Model, general: Model, X: np.ndarray, T: np.ndarray)
         assert scale > 0, nid
         np.testing.assert_allclose(f, g, rtol=0, atol=rtol * scale, err_msg=f"gradient of {nid}")
     outs = fused.fused.outputs()
-    assert set(outs) == set(general.order)
+    assert set(outs) == {(nid, "out") for nid in general.order}
     for nid in general.order:
-        ref = general.outputs[nid].astype(np.float64)
-        np.testing.assert_allclose(outs[nid], ref, rtol=0, atol=rtol * max(1.0, float(np.abs(ref).max())),
+        ref = general.outputs[(nid, "out")].astype(np.float64)
+        np.testing.assert_allclose(outs[(nid, "out")], ref, rtol=0, atol=rtol * max(1.0, float(np.abs(ref).max())),
                                    err_msg=f"output of {nid}")
 
 
@@ -112,12 +114,12 @@ def test_fused_step_equals_general_path_across_batch_sizes(graph, dtype):
 def test_terminal_softmax_and_sigmoid_are_fused_into_the_loss():
     for graph in (DEEP_SIGMOID, MLP_SOFTMAX):
         model = compile_graph(graph, dtype=np.float64)
-        assert model.loss_from != model.output_id
+        assert model.loss_from != model.output_ref
         assert model.output_id not in model.fused.ids
     mlp = compile_graph(MLP_SOFTMAX, dtype=np.float64)
     X, T = batch(mlp, 7, seed=1)
     mlp.loss_and_grads(X, T)
-    probs = mlp.fused.outputs()[mlp.output_id]
+    probs = mlp.fused.outputs()[mlp.output_ref]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
 
 
@@ -188,7 +190,7 @@ def test_fused_path_leaves_no_stale_general_outputs():
     model.forward(X)
     model.loss_and_grads(X, T)
     assert model.outputs == {}
-    assert set(model.fused.outputs()) == set(model.order)
+    assert set(model.fused.outputs()) == {(nid, "out") for nid in model.order}
 
 
 def test_fused_false_forces_the_general_path():
@@ -231,3 +233,53 @@ def _batchnorm_graph() -> Graph:
 def test_ineligible_graphs_use_the_general_path(make):
     model = compile_graph(make(), dtype=np.float64)
     assert model.fused is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("numpy_blas", [True, False], ids=["numpy_blas", "np_dot"])
+def test_matmul_matches_numpy_for_each_transpose(dtype, numpy_blas):
+    addr = gemm_address(dtype) if numpy_blas else 0
+    if numpy_blas and addr == 0:
+        pytest.skip("this NumPy bundles no OpenBLAS; the np.dot path is the one in use")
+    rng = np.random.default_rng(0)
+    a, b, d = (rng.normal(size=s).astype(dtype) for s in ((37, 19), (19, 23), (37, 23)))
+    rtol = RTOL[dtype]
+    for x, tx, y, ty, expected in ((a, False, b, False, a @ b), (a, True, d, False, a.T @ d),
+                                   (d, False, b, True, d @ b.T)):
+        out = np.full(expected.shape, np.nan, dtype)
+        matmul(addr, x, tx, y, ty, out)
+        np.testing.assert_allclose(out, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+def test_the_np_dot_fallback_gives_the_same_step():
+    fused, general = pair(MLP_SOFTMAX, np.float64)
+    fused.fused.gemm = 0
+    X, T = batch(general, 33, seed=5)
+    assert_same_step(fused, general, X, T)
+
+
+def _declared_copy(base: str, name: str, **changes: Any) -> str:
+    REGISTRY.register(dataclasses.replace(REGISTRY[base], name=name, **changes))
+    return name
+
+
+def test_fusion_is_declared_by_the_layer_types_not_their_names():
+    """A layer type the fused path has never heard of joins it by declaring ``fuse``, and a
+    terminal layer is absorbed by the loss because it declares ``absorbed_by``."""
+    names = [_declared_copy("Dense", "TestDense"), _declared_copy("Softmax", "TestSoftmax"),
+             _declared_copy("Dense", "TestDenseNoFuse", fuse=None)]
+    try:
+        graph = chain([("TestDense", {"units": 6}), act("tanh"), ("TestDense", {"units": 3}),
+                       ("TestSoftmax", {})], inputs=4, loss="cross_entropy")
+        fused, general = pair(graph, np.float64)
+        assert fused.loss_from == ("n2", "out") and general.loss_from == ("n2", "out")
+        assert fused.fused.ids == ["n0", "n1", "n2"]
+        assert_same_step(fused, general, *batch(general, 9, seed=1))
+        undeclared = chain([("TestDenseNoFuse", {"units": 3}), act("tanh")], inputs=2)
+        assert compile_graph(undeclared, dtype=np.float64).fused is None
+        not_absorbed = chain([dense(3), ("TestSoftmax", {})], inputs=2, loss="mse")
+        model = compile_graph(not_absorbed, dtype=np.float64)
+        assert model.loss_from == model.output_ref and model.fused is None
+    finally:
+        for name in names:
+            del REGISTRY[name]

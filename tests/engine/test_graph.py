@@ -176,8 +176,8 @@ def test_maxout_mismatch_is_refused_with_fix():
 def test_rename_moves_edges():
     g = Graph.from_dict(xor_dict())
     g.rename_node("h", "hidden")
-    assert g.inputs_of("a") == ["hidden"]
-    assert g.inputs_of("hidden") == ["x"]
+    assert g.inputs_of("a") == [("hidden", "out")]
+    assert g.inputs_of("hidden") == [("x", "out")]
     with pytest.raises(GraphError, match="already exists"):
         g.rename_node("hidden", "o")
 

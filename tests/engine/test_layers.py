@@ -17,10 +17,13 @@ from layer_harness import (
     PARAM_COUNTS,
     REFERENCES,
     Case,
+    backward_ports,
     finite_difference,
     forward,
+    forward_ports,
     make_runtime,
-    reference,
+    output_ports,
+    reference_ports,
     sample_inputs,
 )
 
@@ -62,9 +65,12 @@ def test_case_ids_are_unique():
 def test_forward_matches_reference(case: Case):
     rt = make_runtime(case)
     xs = sample_inputs(case)
-    y = forward(rt, xs)
-    assert y.shape == (case.batch,) + rt.out_shape
-    np.testing.assert_allclose(y, reference(case, rt, xs), rtol=1e-9, atol=1e-12)
+    ys = forward_ports(rt, xs)
+    refs = reference_ports(case, rt, xs)
+    shapes = case.layer.port_shapes(rt.p, list(case.in_shapes))
+    for port, y, ref in zip(output_ports(rt), ys, refs, strict=True):
+        assert y.shape == (case.batch,) + shapes[port], f"output '{port}' has the wrong shape"
+        np.testing.assert_allclose(y, ref, rtol=1e-9, atol=1e-12, err_msg=f"output '{port}'")
 
 
 @by_id
@@ -72,15 +78,17 @@ def test_backward_matches_finite_differences(case: Case):
     rt = make_runtime(case)
     xs = sample_inputs(case)
     ports = case.layer.inputs(rt.p)
-    g = np.random.default_rng(7).normal(size=forward(rt, xs).shape)
-    g_before = g.copy()
-    dxs = rt.type.backward(rt, g)
-    np.testing.assert_array_equal(g, g_before, err_msg="backward modified dy in place")
+    rng = np.random.default_rng(7)
+    gs = [rng.normal(size=y.shape) for y in forward_ports(rt, xs)]
+    gs_before = [g.copy() for g in gs]
+    dxs = backward_ports(rt, gs)
+    for g, before in zip(gs, gs_before, strict=True):
+        np.testing.assert_array_equal(g, before, err_msg="backward modified dy in place")
     assert len(dxs) == len(ports)
     analytic = {k: v.copy() for k, v in rt.G.items()}
 
     def loss() -> float:
-        return float(np.sum(forward(rt, xs) * g))
+        return float(sum(np.sum(y * g) for y, g in zip(forward_ports(rt, xs), gs, strict=True)))
 
     for port, x, dx in zip(ports, xs[:len(ports)], dxs, strict=True):
         assert dx.shape == x.shape, f"gradient for input '{port}' has the wrong shape"
@@ -97,10 +105,11 @@ def test_parameter_gradients_do_not_depend_on_input_gradients(case: Case):
     a, b = make_runtime(case), make_runtime(case)
     b.need_input_grad = False
     xs = sample_inputs(case)
-    g = np.random.default_rng(7).normal(size=forward(a, xs).shape)
+    rng = np.random.default_rng(7)
+    gs = [rng.normal(size=y.shape) for y in forward_ports(a, xs)]
     forward(b, xs)
-    a.type.backward(a, g)
-    b.type.backward(b, g)
+    backward_ports(a, gs)
+    backward_ports(b, gs)
     for name in a.G:
         np.testing.assert_allclose(b.G[name], a.G[name], rtol=1e-12)
 
@@ -135,17 +144,20 @@ def test_graph_file_round_trip_keeps_the_layer(case: Case):
     if all(s == case.in_shapes[0] for s in case.in_shapes):
         report = again.infer_shapes()
         assert report.problems == []
-        assert report.shapes[node.id] == make_runtime(case).out_shape
+        expected = case.layer.port_shapes(case.p(), list(case.in_shapes))
+        assert {port: report.port_shapes[(node.id, port)] for port in node.output_ports()} == expected
+        assert report.shapes[node.id] == expected[node.output_ports()[0]]
 
 
 @by_id
 def test_float32_stays_float32(case: Case):
     rt = make_runtime(case, np.float32)
     xs = sample_inputs(case, np.float32)
-    y = forward(rt, xs)
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y, reference(case, rt, xs), rtol=2e-4, atol=2e-5)
-    dxs = rt.type.backward(rt, np.ones_like(y))
+    ys = forward_ports(rt, xs)
+    for y, ref in zip(ys, reference_ports(case, rt, xs), strict=True):
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, ref, rtol=2e-4, atol=2e-5)
+    dxs = backward_ports(rt, [np.ones_like(y) for y in ys])
     assert all(dx.dtype == np.float32 for dx in dxs)
     assert all(v.dtype == np.float32 for v in list(rt.G.values()) + list(rt.B.values()))
     assert all(np.all(np.isfinite(v)) for v in list(dxs) + list(rt.G.values()))

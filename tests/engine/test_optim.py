@@ -7,18 +7,24 @@ against torch.optim itself (the exported train.py must take the same steps).
 from __future__ import annotations
 
 import math
+import platform
+import re
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import torch
 
 from engine.errors import TrainingError
+from engine.kernels import optim as K
 from engine.optim import (
     OPTIMIZERS,
     SCHEDULES,
     apply_weight_decay,
     clip_by_global_norm,
+    clip_factor,
+    global_norm,
     lr_at,
     make_optimizer,
     optimizers_markdown,
@@ -370,6 +376,147 @@ def test_segment_norms_per_node(dtype):
     assert out[1] == 0.0
     with pytest.raises(ValueError):
         segment_norms(g, offsets, np.zeros(3))
+
+
+# ---- the fused pass: per-node norms accumulated while the update walks the buffer ---------------
+# Segments (one per node) that start and end inside blocks, span several blocks, or are empty.
+OFFSETS = np.array([0, 5, 5, K.BLOCK + 37, 2 * K.BLOCK + 100, 3 * K.BLOCK + 1], np.int64)
+
+
+def big_problem(dtype, seed=4):
+    rng = np.random.default_rng(seed)
+    n = int(OFFSETS[-1])
+    scales = np.repeat([1.0, 1.0, 1e-3, 30.0, 0.2], np.diff(OFFSETS))
+    grads = rng.normal(size=(STEPS, n)) * scales
+    return rng.normal(size=n).astype(dtype), grads.astype(dtype)
+
+
+def segment_reference(g):
+    """‖g_k‖ per segment, computed separately (NumPy, float64)."""
+    g = np.asarray(g, np.float64)
+    return np.array([np.linalg.norm(g[a:b]) for a, b in zip(OFFSETS[:-1], OFFSETS[1:], strict=True)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_fused_norms_equal_the_separate_computation_and_leave_the_update_unchanged(case, dtype):
+    config = CASES[case][0]
+    p0, grads = big_problem(dtype)
+    fused = make_optimizer(config, p0.size, dtype)
+    plain = make_optimizer(config, p0.size, dtype)
+    p_fused, p_plain = p0.copy(), p0.copy()
+    norms = np.full(len(OFFSETS) - 1, -1.0)
+    for k in range(STEPS):
+        lr = fused.base_lr * LR_FACTORS[k]
+        g = grads[k].copy()
+        assert fused.step(p_fused, g, lr, offsets=OFFSETS, norms=norms)
+        np.testing.assert_allclose(norms, segment_reference(grads[k]), rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(g, grads[k])  # no clipping: the gradient is left as it was
+        plain.step(p_plain, grads[k].copy(), lr)
+        separate = np.zeros(len(OFFSETS) - 1)
+        segment_norms(grads[k], OFFSETS, separate)
+        np.testing.assert_allclose(norms, separate, rtol=1e-12, atol=0)
+    assert norms[1] == 0.0  # the empty segment
+    np.testing.assert_array_equal(p_fused, p_plain)
+    assert fused.t == plain.t == STEPS
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_float64_models_stay_exact_and_float32_within_float32_tolerance(case):
+    """float64 arithmetic end to end (agreement far below float32 rounding) against the NumPy
+    reference on a buffer of several blocks; float32 within float32 tolerance of it."""
+    config, reference, _ = CASES[case]
+    lrs = [config["lr"] * f for f in LR_FACTORS]
+    p0, grads = big_problem(np.float64)
+    expected = reference(p0.copy(), grads, lrs)
+    for dtype, rtol in ((np.float64, 1e-13), (np.float32, 2e-5)):
+        opt = make_optimizer(config, p0.size, dtype)
+        p = p0.astype(dtype)
+        for k in range(STEPS):
+            opt.step(p, grads[k].astype(dtype), lrs[k], offsets=OFFSETS, norms=np.zeros(len(OFFSETS) - 1))
+        assert p.dtype == dtype
+        change = np.abs(expected - p0).max()
+        np.testing.assert_allclose(p, expected, rtol=0, atol=rtol * max(change, np.abs(expected).max()))
+
+
+def test_float64_sgd_momentum_is_bit_for_bit_the_textbook_formula():
+    p0, grads = big_problem(np.float64)
+    opt = make_optimizer({"name": "momentum", "lr": 0.05}, p0.size, np.float64)
+    p = p0.copy()
+    for k in range(STEPS):
+        opt.step(p, grads[k], 0.05, offsets=OFFSETS, norms=np.zeros(len(OFFSETS) - 1))
+    np.testing.assert_array_equal(p, np_sgd(p0.copy(), grads, [0.05] * STEPS, 0.9))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grad_scale_is_the_clipping_of_the_old_separate_pass(dtype):
+    """Clip factor folded into the pass = clip_by_global_norm, then norms, then the update."""
+    p0, grads = big_problem(dtype)
+    g = grads[0] * 10
+    norm = global_norm(g)
+    assert norm == pytest.approx(np.linalg.norm(g.astype(np.float64)), rel=1e-12)
+    scale = clip_factor(norm, 1.5)
+    assert scale < 1
+    fused = make_optimizer({"name": "adam"}, p0.size, dtype)
+    p_fused, g_fused, norms = p0.copy(), g.copy(), np.zeros(len(OFFSETS) - 1)
+    fused.step(p_fused, g_fused, 0.01, offsets=OFFSETS, norms=norms, grad_scale=scale)
+    separate = make_optimizer({"name": "adam"}, p0.size, dtype)
+    p_sep, g_sep = p0.copy(), g.copy()
+    clip_by_global_norm(g_sep, 1.5)
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(g_fused, g_sep, rtol=rtol)
+    assert np.linalg.norm(g_fused.astype(np.float64)) == pytest.approx(1.5, rel=1e-5)
+    np.testing.assert_allclose(norms, segment_reference(g_sep), rtol=rtol)
+    separate.step(p_sep, g_sep, 0.01)
+    np.testing.assert_allclose(p_fused, p_sep, rtol=rtol, atol=0)
+    assert clip_factor(0.5, 1.5) == 1.0 and clip_factor(math.inf, 1.5) == 1.0
+
+
+def test_non_finite_gradient_stops_the_update_and_the_step_does_not_count():
+    p0, grads = big_problem(np.float64)
+    g = grads[0].copy()
+    bad = int(OFFSETS[3]) + 10  # in the fourth node, past the first blocks
+    g[bad] = np.inf
+    opt = make_optimizer({"name": "sgd", "lr": 0.1}, p0.size, np.float64)
+    p, norms = p0.copy(), np.zeros(len(OFFSETS) - 1)
+    assert not opt.step(p, g, 0.1, offsets=OFFSETS, norms=norms)
+    assert opt.t == 0
+    assert np.isinf(norms[3])
+    np.testing.assert_allclose(norms[[0, 2, 4]], segment_reference(grads[0])[[0, 2, 4]], rtol=1e-12)
+    block_start = int(OFFSETS[3])  # blocks are counted from each node's first element
+    np.testing.assert_array_equal(p[block_start:], p0[block_start:])  # nothing from that block on
+    np.testing.assert_allclose(p[:5], p0[:5] - 0.1 * g[:5], rtol=1e-15)  # earlier blocks: a normal step
+    assert np.all(np.isfinite(p))
+
+
+def test_apply_false_only_measures():
+    p0, grads = big_problem(np.float32)
+    opt = make_optimizer({"name": "adamw"}, p0.size, np.float32)
+    p, norms = p0.copy(), np.zeros(len(OFFSETS) - 1)
+    assert not opt.step(p, grads[0], 0.01, offsets=OFFSETS, norms=norms, apply=False)
+    np.testing.assert_array_equal(p, p0)
+    assert opt.t == 0 and not opt.state[0].any()
+    np.testing.assert_allclose(norms, segment_reference(grads[0]), rtol=1e-12)
+
+
+def test_step_refuses_arrays_that_do_not_fit():
+    opt = make_optimizer({"name": "sgd"}, 4, np.float32)
+    with pytest.raises(ValueError, match="4 float32 parameters"):
+        opt.step(np.zeros(4, np.float64), np.zeros(4, np.float64), 0.1)
+    with pytest.raises(ValueError, match="norms"):
+        opt.step(np.zeros(4, np.float32), np.zeros(4, np.float32), 0.1, offsets=np.array([0, 2, 4]),
+                 norms=np.zeros(1))
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="checks x86 instructions")
+def test_sum_of_squares_kernel_is_vectorised():
+    """The lane layout is what makes the norms cheap (a plain float64 sum is a serial chain);
+    an LLVM change that unrolled the lanes into scalar code would show here, not in a test of values."""
+    fresh = numba.njit(nogil=True)(K.sum_squares.py_func)  # the cached one cannot be inspected
+    for dtype in (np.float32, np.float64):
+        assert fresh(np.ones(100, dtype)) == 100.0
+    for sig, asm in fresh.inspect_asm().items():
+        assert re.search(r"\bv?addpd\b", asm), f"sum_squares{sig} adds scalars, not vectors"
 
 
 # ---- generated reference ------------------------------------------------------------------------

@@ -185,3 +185,35 @@ def test_event_buffer_drops_only_old_steps():
     assert [e.step for e in events] == [4, 7, 8, 9]
     assert buf.dropped == 7
     assert buf.drain() == []
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_train_step_keeps_decay_clip_norms_update_order(dtype):
+    """The fused pass (clip factor, norms, update in one) takes the step the separate calls took:
+    decay → clip → norms of the final gradient → update."""
+    from engine.optim import apply_weight_decay, clip_by_global_norm, make_optimizer, segment_norms
+
+    g = load("moons_mlp", epochs=1, dtype=dtype, weight_decay={"l1": 0.01, "l2": 0.1}, clip_norm=0.05,
+             optimizer={"name": "nesterov", "lr": 0.1})
+    run = prepare_run(g, EXAMPLES)
+    trainer, model = run.trainer, run.trainer.model
+    xb, tb = trainer.X[:32], trainer.T[:32]
+    params0 = model.params.copy()
+    loss = trainer.train_step(xb, tb, 0.1)
+    fused_params, fused_grads, fused_norms = model.params.copy(), model.grads.copy(), trainer.norms.copy()
+
+    model.params[:] = params0
+    expected_loss = model.loss_and_grads(xb, tb)
+    expected_loss += apply_weight_decay(model.params, model.grads, model.decay_mask, 0.01, 0.1)
+    before = clip_by_global_norm(model.grads, 0.05)
+    assert before > 0.05  # clipping is active
+    norms = np.zeros_like(fused_norms)
+    segment_norms(model.grads, model.node_offsets, norms)
+    make_optimizer({"name": "nesterov", "lr": 0.1}, model.params.size, model.dtype).step(model.params, model.grads,
+                                                                                         0.1)
+    rtol = 1e-12 if dtype == "float64" else 2e-6
+    assert loss == pytest.approx(expected_loss, rel=rtol)
+    np.testing.assert_allclose(fused_norms, norms, rtol=rtol)
+    np.testing.assert_allclose(fused_grads, model.grads, rtol=rtol, atol=rtol * np.abs(model.grads).max())
+    np.testing.assert_allclose(fused_params, model.params, rtol=0, atol=rtol * np.abs(model.params).max())
+    assert trainer.optimizer.t == 1

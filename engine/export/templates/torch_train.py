@@ -44,6 +44,7 @@ TASK = "regression"
 N_CLASSES = 0
 DECAYED: list[str] = []
 LOSS_SHAPE: tuple[int, ...] = (1,)
+TARGET_SHAPE: tuple[int, ...] = (1,)
 FEATURES: list[str] = []
 TARGET = ""
 CLASS_NAMES: list[str] = []
@@ -100,16 +101,18 @@ def _number_name(v) -> str | None:
 
 
 def prepare_targets(y: np.ndarray) -> np.ndarray:
-    """Targets shaped like what the loss reads: one-hot rows for K outputs, 0/1 for one output."""
-    n, width = len(y), int(np.prod(LOSS_SHAPE))
+    """Targets shaped like what the loss reads. The last axis holds the classes: one-hot
+    over K outputs (or the 0/1 value for one output) at every leading position, so a
+    (T, K) output takes one class index per time step (y of shape (n, T))."""
+    n, width = len(y), LOSS_SHAPE[-1]
     if TASK == "classification":
         y = np.asarray(y).astype(np.int64).reshape(-1)
         if width == 1:
             return y.reshape((n,) + LOSS_SHAPE).astype(np.float64)
-        onehot = np.zeros((n, width))
-        onehot[np.arange(n), y] = 1.0
+        onehot = np.zeros((y.size, width))
+        onehot[np.arange(y.size), y] = 1.0
         return onehot.reshape((n,) + LOSS_SHAPE)
-    return np.asarray(y, np.float64).reshape((n,) + LOSS_SHAPE)
+    return np.asarray(y, np.float64).reshape((n,) + TARGET_SHAPE)
 
 
 def load_dataset(path: Path) -> TensorDataset:
@@ -127,10 +130,15 @@ def loss_fn(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(z, t)
     if name == "mae":
         return F.l1_loss(z, t)
-    if name == "cross_entropy":  # softmax cross-entropy on logits, targets as class probabilities
-        return F.cross_entropy(z.reshape(len(z), -1), t.reshape(len(t), -1))
+    if name == "cross_entropy":  # softmax over the last axis, mean over every leading position
+        return F.cross_entropy(z.reshape(-1, z.shape[-1]), t.reshape(-1, t.shape[-1]))
     if name == "bce_logits":
         return F.binary_cross_entropy_with_logits(z, t)
+    if name == "mdn_nll":  # z = [π, μ, σ] per position (MixtureDensity output), t one y per position
+        k = z.shape[-1] // 3
+        pi, mu, sigma = z[..., :k], z[..., k:2 * k], z[..., 2 * k:]
+        log_n = -0.5 * math.log(2 * math.pi) - torch.log(sigma) - 0.5 * ((t - mu) / sigma) ** 2
+        return -torch.logsumexp(torch.log(pi) + log_n, dim=-1).mean()
     raise ValueError(f"unknown loss {name!r}")
 
 
