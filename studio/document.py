@@ -250,7 +250,7 @@ class Document(QObject):
                    params: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[int, Edge]]]:
         """Replace a node's parameters; returns the old ones and the wires dropped with
         their ports, with their indices in the edge list."""
-        before = [(i, e) for i, e in enumerate(self._graph.edges) if e.dst == node_id]
+        before = [(i, e) for i, e in enumerate(self._graph.edges) if node_id in (e.src, e.dst)]
         old = self._graph.set_params(node_id, params)
         self._report = None
         dropped = [(i, e) for i, e in before if e not in self._graph.edges]

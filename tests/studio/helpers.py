@@ -25,14 +25,19 @@ def drag(view: EditorView, start: QPointF, end: QPointF, steps: int = 6,
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, modifier, b)
 
 
-def port_pos(window, node_id: str, port: str = "out") -> QPointF:
+def port_pos(window, node_id: str, port: str = "out", kind: str = "") -> QPointF:
+    """Scene position of a port: ``kind`` "out" or "in"; by default an input port, except
+    ``"out"``, the primary output."""
     item = window.scene.node_item(node_id)
-    port_item = item.output if port == "out" else item.input_port(port)
+    if not kind:
+        kind = "out" if port == "out" else "in"
+    port_item = item.output_port(port) if kind == "out" else item.input_port(port)
+    assert port_item is not None, f"'{node_id}' has no {kind}put port {port!r}"
     return port_item.scene_center()
 
 
-def connect_by_drag(window, src: str, dst: str, dst_port: str = "in") -> None:
-    drag(window.view, port_pos(window, src, "out"), port_pos(window, dst, dst_port))
+def connect_by_drag(window, src: str, dst: str, dst_port: str = "in", src_port: str = "out") -> None:
+    drag(window.view, port_pos(window, src, src_port, "out"), port_pos(window, dst, dst_port, "in"))
 
 
 def add_from_palette(window, title: str) -> str:

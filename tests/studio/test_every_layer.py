@@ -62,7 +62,7 @@ def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name
     assert node.type == type_name
     item = window.scene.node_item(node_id)
     assert item.type_name == type_name and item.key_text == layer.summary_text(node.params)
-    assert len(item.inputs) == len(layer.inputs(node.params))
+    assert list(item.inputs) == list(node.input_ports()) and list(item.outputs) == list(node.output_ports())
     window.view.fit_all()
     assert not window.view.viewport().grab().isNull()  # paints without error
     insp = window.inspector
