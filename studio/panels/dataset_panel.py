@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from engine.data import GENERATORS, class_balance, make_dataset, read_table_preview
 from engine.errors import BackpropError
-from studio.panels.inspector import FloatSpinBox
+from studio.panels.editors import FloatSpinBox
 from studio.panels.param_form import ParamForm
 from studio.panels.training_panel import commit_training
 from studio.plots.boundary import class_color

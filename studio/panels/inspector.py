@@ -1,8 +1,9 @@
 """The inspector: an editor for the selected node, generated from its ParamSpecs.
 
-Each parameter kind has one widget factory (int → spin box with the declared range, float →
-spin box, bool → check box, choice → combo box, ints/str → line edit); help texts become
-tooltips and ``enabled_when`` greys out what does not apply. Values go through
+The widgets come from the one factory for every parameter kind (:mod:`studio.panels.editors`:
+spin boxes, check box, combo box, a row of bounded spin boxes for a fixed-length list, a
+combo plus numbers for "a word or numbers"); help texts become tooltips and
+``enabled_when`` greys out what does not apply. Values go through
 ``studio.edits.set_param``, so the layer declaration is the only judge: a refused value is
 reverted and the engine's reason is shown under the form. The name field renames the node.
 """
@@ -10,22 +11,17 @@ reverted and the engine's reason is shown under the form. The name field renames
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QLabel,
     QLineEdit,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -34,58 +30,9 @@ from engine.errors import BackpropError
 from engine.layers.base import ParamSpec
 from studio import edits, theme
 from studio.document import Document
+from studio.panels.editors import make_editor
 from studio.status import dot
 from studio.text import readable
-
-INT_LIMIT = 2**31 - 1
-FLOAT_LIMIT = 1e12
-
-
-class FloatSpinBox(QDoubleSpinBox):
-    """A double spin box that shows ``0.01`` rather than ``0.010000``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setDecimals(20)  # tiny bounds such as ε = 1e-12 must survive rounding
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt name)
-        return f"{value:.6g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802
-        try:
-            return float(text.replace(",", "."))
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):  # noqa: D102
-        from PySide6.QtGui import QValidator
-
-        if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d*)?([eE][-+]?\d*)?", text.strip()):
-            ok = QValidator.State.Acceptable if _is_float(text) else QValidator.State.Intermediate
-            return ok, text, pos
-        return QValidator.State.Invalid, text, pos
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def parse_ints(text: str) -> Any:
-    """``"1, 28, 28"`` or ``"1×28×28"`` → ``[1, 28, 28]``; anything else is passed through
-    unchanged so the engine's declaration refuses it with its own message."""
-    parts = [p for p in re.split(r"[\s,×x*()\[\]]+", text.strip()) if p]
-    try:
-        return [int(p) for p in parts] if parts else text
-    except ValueError:
-        return text
-
-
-def format_ints(value: Any) -> str:
-    return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
 class InspectorPanel(QWidget):
@@ -165,7 +112,7 @@ class InspectorPanel(QWidget):
         self.help.show()
         self.form.setRowVisible(0, True)
         for spec in layer.params:
-            editor, setter = self._make_editor(spec)
+            editor, setter = make_editor(spec, lambda value, name=spec.name: self._commit(name, value))
             editor.setToolTip(f"<p style='white-space:normal'>{html.escape(readable(spec.help))}<br>"
                               f"<i>{html.escape(spec.describe_range())}</i></p>")
             label = QLabel(spec.name.replace("_", " ").capitalize())
@@ -189,43 +136,6 @@ class InspectorPanel(QWidget):
         self.form.setRowVisible(0, False)
         self.problem.clear()
 
-    def _make_editor(self, spec: ParamSpec) -> tuple[QWidget, Callable[[Any], None]]:
-        commit = lambda value, name=spec.name: self._commit(name, value)  # noqa: E731
-        if spec.kind == "int":
-            w = QSpinBox()
-            w.setRange(int(spec.min) if spec.min is not None else -INT_LIMIT,
-                       int(spec.max) if spec.max is not None else INT_LIMIT)
-            w.setKeyboardTracking(False)
-            w.valueChanged.connect(commit)
-            return w, w.setValue
-        if spec.kind == "float":
-            f = FloatSpinBox()
-            f.setRange(spec.min if spec.min is not None else -FLOAT_LIMIT,
-                       spec.max if spec.max is not None else FLOAT_LIMIT)
-            f.setKeyboardTracking(False)
-            if spec.log_scale:
-                f.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
-            else:
-                f.setSingleStep(0.1 if (spec.max or 1.0) > 1 else 0.01)
-            f.valueChanged.connect(commit)
-            return f, f.setValue
-        if spec.kind == "bool":
-            c = QCheckBox()
-            c.toggled.connect(commit)
-            return c, c.setChecked
-        if spec.kind == "choice":
-            box = QComboBox()
-            box.addItems(list(spec.choices))
-            box.currentTextChanged.connect(commit)
-            return box, box.setCurrentText
-        line = QLineEdit()
-        if spec.kind == "ints":
-            line.setPlaceholderText("e.g. 1, 28, 28")
-            line.editingFinished.connect(lambda le=line: self._commit(spec.name, parse_ints(le.text())))
-            return line, lambda v, le=line: le.setText(format_ints(v))
-        line.editingFinished.connect(lambda le=line: self._commit(spec.name, le.text()))
-        return line, lambda v, le=line: le.setText(str(v))
-
     # -- values ---------------------------------------------------------------------------
     def _load_values(self) -> None:
         """Show the node's current values without triggering edits."""
@@ -235,13 +145,8 @@ class InspectorPanel(QWidget):
         if self.name_edit.text() != node.id:
             self.name_edit.setText(node.id)
         for name, setter in self._setters.items():
-            editor = self.editors[name]
-            editor.blockSignals(True)
-            try:
-                setter(node.params[name])
-            finally:
-                editor.blockSignals(False)
-            editor.setEnabled(self._specs[name].is_enabled(node.params))
+            setter(node.params[name])  # the factory's setters never commit
+            self.editors[name].setEnabled(self._specs[name].is_enabled(node.params))
         problem = self.document.problem_for(self.node_id)
         if problem:
             color = theme.colors().error.name()

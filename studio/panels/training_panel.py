@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from engine.errors import BackpropError
 from engine.losses import LOSSES
 from engine.optim import OPTIMIZERS, SCHEDULES
-from studio.panels.inspector import FloatSpinBox
+from studio.panels.editors import FloatSpinBox
 from studio.panels.param_form import ParamForm
 from studio.text import readable
 

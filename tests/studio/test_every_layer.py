@@ -10,11 +10,16 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, Q
 
 from engine.layers import REGISTRY
 from engine.layers.base import ParamSpec
+from studio.panels.editors import ChoiceOrInts, IntsRow
 from studio.panels.palette import ENTRY_ROLE
-from tests.studio.helpers import add_from_palette
+from tests.studio.helpers import add_from_palette, set_editor
 
 WIDGET = {"int": QSpinBox, "float": QDoubleSpinBox, "bool": QCheckBox, "choice": QComboBox,
-          "ints": QLineEdit, "str": QLineEdit}
+          "ints": QLineEdit, "choice_or_ints": ChoiceOrInts, "str": QLineEdit}
+
+
+def widget_class(spec: ParamSpec) -> type:
+    return IntsRow if spec.kind == "ints" and spec.length else WIDGET[spec.kind]
 
 
 def palette_title(window, type_name: str) -> str:
@@ -36,21 +41,15 @@ def another_value(spec: ParamSpec, value):
         hi = spec.max if spec.max is not None else value + 1.0
         lo = spec.min if spec.min is not None else value - 1.0
         return (value + hi) / 2 if hi > value else (value + lo) / 2
-    if spec.kind == "ints":
-        return [3] if list(value) != [3] else [4]
+    if spec.is_list:
+        if isinstance(value, str):
+            words = [c for c in spec.choices if c != value]
+            return words[0] if words else [spec.element_range(0)[0]] * (spec.length or 1)
+        if spec.length is None:
+            return [3] if list(value) != [3] else [4]
+        lo, hi = spec.element_range(0)
+        return [value[0] + 1 if hi is None or value[0] < hi else value[0] - 1, *value[1:]]
     return str(value) + "x"
-
-
-def set_widget(widget, spec: ParamSpec, value) -> None:
-    if spec.kind in ("int", "float"):
-        widget.setValue(value)
-    elif spec.kind == "bool":
-        widget.setChecked(value)
-    elif spec.kind == "choice":
-        widget.setCurrentText(value)
-    else:
-        widget.setText(", ".join(map(str, value)) if spec.kind == "ints" else value)
-        widget.editingFinished.emit()
 
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))
@@ -70,7 +69,7 @@ def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name
     assert list(insp.editors) == [s.name for s in layer.params]
     for spec in layer.params:
         widget = insp.editors[spec.name]
-        assert isinstance(widget, WIDGET[spec.kind]), spec.name
+        assert isinstance(widget, widget_class(spec)), spec.name
         assert html.escape(spec.help) in widget.toolTip()
         if spec.kind in ("int", "float"):
             if spec.min is not None:
@@ -83,7 +82,7 @@ def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name
         old = doc.graph.node(node_id).params[spec.name]
         new = another_value(spec, old)
         index = doc.undo_stack.index()
-        set_widget(insp.editors[spec.name], spec, new)
+        set_editor(insp.editors[spec.name], new)
         got = doc.graph.node(node_id).params[spec.name]
         assert got == spec.coerce(new), spec.name
         assert doc.undo_stack.index() == index + 1  # one undo step per change
