@@ -24,19 +24,39 @@ def main() -> None:
     torch.manual_seed(0)
     w = WORKLOADS[wid]
     layers, n_in = [], w.n_in
+    channels, convs = (w.in_shape or (0,))[0], iter(w.conv)
     acts = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
+
+    class LastState(torch.nn.LSTM):
+        """nn.LSTM (batch_first) whose output is the last hidden state h_T."""
+
+        def forward(self, x):
+            return super().forward(x)[1][0][0]
+
     for kind, size in w.layers:
-        if kind == "dense":
-            layers.append(torch.nn.Linear(n_in, size))
+        if kind == "lstm":
+            layers.append(LastState(n_in, size, batch_first=True))
             n_in = size
+        elif kind == "dense":
+            layers.append(torch.nn.LazyLinear(size) if n_in is None else torch.nn.Linear(n_in, size))
+            n_in = size
+        elif kind == "conv":
+            kernel, padding = next(convs)
+            layers.append(torch.nn.Conv2d(channels, size, kernel, padding=padding))
+            channels, n_in = size, None
+        elif kind == "maxpool":
+            layers.append(torch.nn.MaxPool2d(size))
+        elif kind == "flatten":
+            layers.append(torch.nn.Flatten())
         else:
             layers.append(acts[kind]())
     net = torch.nn.Sequential(*layers)
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    X, y = w.data()
+    net(torch.from_numpy(X[:2]))  # sizes the lazy Linear after the convolutions
+    linears = [m for m in net if isinstance(m, (torch.nn.Linear, torch.nn.LSTM, torch.nn.Conv2d))]
     loss_fn = {"cross_entropy": torch.nn.CrossEntropyLoss(), "bce_logits": torch.nn.BCEWithLogitsLoss(),
                "mse": torch.nn.MSELoss()}[w.loss]
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    X, y = w.data()
     X = torch.from_numpy(X)
     y = torch.from_numpy(y)
     b = w.batch
@@ -49,8 +69,7 @@ def main() -> None:
         loss = loss_fn(net(xb), yb)
         loss.backward()
         for lin in linears:
-            torch.sqrt(torch.linalg.vector_norm(lin.weight.grad) ** 2
-                       + torch.linalg.vector_norm(lin.bias.grad) ** 2).item()
+            torch.sqrt(sum(torch.linalg.vector_norm(p.grad) ** 2 for p in lin.parameters())).item()
         opt.step()
         loss.item()
 

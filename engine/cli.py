@@ -47,6 +47,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     graph = Graph.load(args.graph)
     print(summary_table(graph))
+    for warning in graph.infer_shapes().warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     problems = graph.problems()
     if problems:
         for p in problems:
@@ -96,10 +98,11 @@ class _MetricsWriter:
         os.replace(self.tmp, self.path)
 
 
-def _kernels_notice() -> None:
-    from engine.kernels import kernels_cached
+def _kernels_notice(*graphs: Any) -> None:
+    from engine.kernels import graph_categories, kernels_cached
 
-    if not kernels_cached():
+    categories = set().union(*(graph_categories(g) for g in graphs)) if graphs else set()
+    if not kernels_cached(categories):
         print("compiling kernels (first run only; later runs start in about a second)…", file=sys.stderr, flush=True)
 
 
@@ -134,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(f"epoch {event.epoch} loss {event.train_loss:.4g}", refresh=False)
 
     if not args.quiet:
-        _kernels_notice()
+        _kernels_notice(graph)
     t0 = time.perf_counter()
     try:
         run = prepare_run(graph, Path(args.graph).resolve().parent, epochs=args.epochs, seed=args.seed,

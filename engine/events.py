@@ -21,6 +21,8 @@ def _clean(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
     return value
 
 
@@ -90,6 +92,36 @@ class StatsEvent:
 
 
 @dataclass
+class TimeGradsEvent:
+    """The gradient through time of one recurrent layer, every N steps (with the statistics).
+
+    ``norms[t − 1]`` = ‖∂L/∂h_t‖ for t = 1 … T (L2 over the batch and the units) from that
+    step's backward; ``sigma_max`` the largest singular value of the layer's ``Wh``; ``gamma``
+    the bound on |φ′| of a SimpleRNN's activation (vanishing is certain while σ_max < 1/γ;
+    None for LSTM and GRU, whose gates break that bound).
+    """
+
+    step: int
+    node: str
+    norms: list[float]
+    sigma_max: float
+    layer: str = ""
+    gamma: float | None = None
+    event: str = "time_grads"
+
+    @property
+    def first_last_ratio(self) -> float:
+        """‖∂L/∂h_1‖ / ‖∂L/∂h_T‖: how much of the gradient reaches the first step."""
+        last = self.norms[-1] if self.norms else 0.0
+        return self.norms[0] / last if last > 0 else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return _clean({"event": self.event, "step": self.step, "node": self.node, "norms": list(self.norms),
+                       "sigma_max": self.sigma_max, "layer": self.layer, "gamma": self.gamma,
+                       "first_last_ratio": self.first_last_ratio})
+
+
+@dataclass
 class DivergedEvent:
     step: int
     node: str | None
@@ -116,7 +148,7 @@ class FinishEvent:
         return _clean(asdict(self))
 
 
-Event = StartEvent | StepEvent | EpochEvent | StatsEvent | DivergedEvent | FinishEvent
+Event = StartEvent | StepEvent | EpochEvent | StatsEvent | TimeGradsEvent | DivergedEvent | FinishEvent
 
 
 class EventBuffer:

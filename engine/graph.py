@@ -110,16 +110,21 @@ class ShapeReport:
 
     ``shapes`` holds each node's primary output shape (None where unknown),
     ``port_shapes`` the shape of every output port ``(node, port)``, and ``in_shapes``
-    the shapes arriving at each node's input ports, in port order.
+    the shapes arriving at each node's input ports, in port order. ``warnings`` are
+    findings that do not stop training (a stride that drops rows: ``LayerType.warnings``).
     """
 
     shapes: dict[str, Shape | None]
     in_shapes: dict[str, list[Shape | None]]
     problems: list[Problem]
     port_shapes: dict[PortRef, Shape | None] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)
 
     def problems_for(self, node_id: str) -> list[Problem]:
         return [p for p in self.problems if p.node == node_id]
+
+    def warnings_for(self, node_id: str) -> list[Problem]:
+        return [w for w in self.warnings if w.node == node_id]
 
 
 @dataclass
@@ -368,6 +373,7 @@ class Graph:
         ports: dict[PortRef, Shape | None] = {}
         ins: dict[str, list[Shape | None]] = {}
         problems: list[Problem] = []
+        warnings: list[Problem] = []
         try:
             order = self.topological_order()
         except GraphError as err:
@@ -397,7 +403,10 @@ class Graph:
                 continue
             ports.update({(nid, port): shape for port, shape in out.items()})
             shapes[nid] = out[names[0]]
-        return ShapeReport(shapes, ins, problems, ports)
+            if node.layer.warnings is not None:
+                found = node.layer.warnings(node.params, in_shapes)  # type: ignore[arg-type]
+                warnings.extend(Problem(nid, f"{node.type} '{nid}': {w}") for w in found)
+        return ShapeReport(shapes, ins, problems, ports, warnings)
 
     def problems(self, require_loss: bool = True) -> list[Problem]:
         """Everything that stops this graph from training, each naming its node."""

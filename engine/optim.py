@@ -7,7 +7,7 @@ a state and a step count; its :meth:`Optimizer.step` is one Numba call over the 
 ``params``/``grads`` buffers that also yields every node's gradient norm. The update rules
 are those of ``torch.optim`` so the exported PyTorch script reproduces our steps. The
 trainer calls :func:`make_optimizer`, :func:`lr_at`, :func:`apply_weight_decay`,
-:func:`global_norm`/:func:`clip_factor` and :meth:`Optimizer.step`. The training panel and
+:func:`clip_by_value`, :func:`global_norm`/:func:`clip_factor` and :meth:`Optimizer.step`. The training panel and
 ``docs/training.md`` (:func:`optimizers_markdown`, ``python -m engine.optim``) are generated
 from :data:`OPTIMIZERS` and :data:`SCHEDULES`.
 """
@@ -391,6 +391,12 @@ def lr_at(schedule: Mapping[str, Any] | None, base_lr: float, epoch: float, tota
 
 
 # ---- clipping, weight decay, per-node norms ----------------------------------------------------
+def clip_by_value(grads: np.ndarray, limit: float) -> None:
+    """Clamp every gradient to [−limit, limit] in place (NaN stays NaN), as
+    ``torch.nn.utils.clip_grad_value_``: one vectorised pass over the flat gradients."""
+    np.clip(grads, -limit, limit, out=grads)
+
+
 def clip_by_global_norm(grads: np.ndarray, max_norm: float) -> float:
     """Rescale ``grads`` in place so their L2 norm is at most ``max_norm``; returns the norm before.
 
@@ -485,9 +491,12 @@ def optimizers_markdown() -> str:
             "g += λ₂ w + λ₁ sign(w) on weights only (Dense `W`, convolution kernels; not biases "
             "or BatchNorm), and λ₁ Σ|w| + ½ λ₂ Σ w² is added to the reported loss. AdamW's own "
             "`weight_decay` is separate and decoupled.",
-            "2. **Gradient clipping** (`clip_norm`): if the global L2 norm ‖g‖ of all gradients "
-            "exceeds it, g is scaled by clip_norm / (‖g‖ + 10⁻⁶), as "
-            "`torch.nn.utils.clip_grad_norm_`.",
+            "2. **Gradient clipping**, by value and then by norm, each optional: `clip_value` "
+            "clamps every gradient to [−clip_value, clip_value], as "
+            "`torch.nn.utils.clip_grad_value_`; `clip_norm`: if the global L2 norm ‖g‖ of all "
+            "gradients exceeds it, g is scaled by clip_norm / (‖g‖ + 10⁻⁶), as "
+            "`torch.nn.utils.clip_grad_norm_`. Either keeps an exploding recurrent network "
+            "(`examples/rnn_exploding_clipped.json`) from taking one enormous step.",
             "3. **Gradient norms**: the L2 norm of each node's parameter gradients (after decay "
             "and clipping) is sent as `grad_norms` in the step metrics — the curves that show "
             "vanishing or exploding gradients.", "",

@@ -35,12 +35,14 @@ from engine.layers.activations import RECTIFIERS, SATURATING, dead_fraction
 from engine.losses import loss_spec, prepare_targets
 from engine.optim import (
     apply_weight_decay,
+    clip_by_value,
     clip_factor,
     global_norm,
     lr_at,
     make_optimizer,
     validate_schedule,
 )
+from engine.through_time import time_grads_events
 
 Listener = Callable[[Event], None]
 
@@ -81,6 +83,7 @@ class TrainConfig:
     optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "sgd", "lr": 0.1})
     schedule: dict[str, Any] | None = None
     clip_norm: float | None = None
+    clip_value: float | None = None
     l1: float = 0.0
     l2: float = 0.0
     val_split: float = 0.0
@@ -122,6 +125,7 @@ class TrainConfig:
             optimizer=dict(opt),
             schedule=validate_schedule(block.get("schedule")),
             clip_norm=_number(block, "clip_norm", None, 1e-12, 1e12),
+            clip_value=_number(block, "clip_value", None, 1e-12, 1e12),
             l1=_number(decay, "l1", 0.0, 0.0, 10.0) or 0.0,
             l2=_number(decay, "l2", 0.0, 0.0, 10.0) or 0.0,
             val_split=_number(block, "val_split", 0.0, 0.0, 0.9),
@@ -311,6 +315,8 @@ class Trainer:
         loss = model.loss_and_grads(xb, tb)
         if cfg.l1 or cfg.l2:
             loss += apply_weight_decay(model.params, model.grads, model.decay_mask, cfg.l1, cfg.l2)
+        if cfg.clip_value:
+            clip_by_value(model.grads, cfg.clip_value)
         scale, finite = 1.0, math.isfinite(loss)
         if cfg.clip_norm:
             norm = global_norm(model.grads)
@@ -364,6 +370,8 @@ class Trainer:
                                         dict(zip(names, self.norms.tolist(), strict=True)), rate))
                 if cfg.stats_every and self.step % cfg.stats_every == 1 % cfg.stats_every:
                     self.listener(StatsEvent(self.step, activation_stats(model, self._last_outputs(xb))))
+                    for time_grads in time_grads_events(model, self.step):
+                        self.listener(time_grads)
             self.epoch += 1
             event = self._end_of_epoch(loss_sum / max(seen, 1), time.perf_counter() - epoch_t0)
             monitored = event.val_loss if event.val_loss is not None else event.train_loss

@@ -53,11 +53,13 @@ class ExportNode:
     ports: tuple[str, ...] = ("out",)
     out_shapes: dict[str, Shape] = field(default_factory=dict)
     port_names: list[str] = field(default_factory=list)
+    attr: str = ""
 
-    def named(self, x: list[str], names: Mapping[PortRef, str]) -> "ExportNode":
-        """This node with its input names ``x`` and its output names from ``names``."""
+    def named(self, x: list[str], names: Mapping[PortRef, str], attr: str | None = None) -> "ExportNode":
+        """This node with its input names ``x``, its output names from ``names`` and the
+        name of the node itself (``attr``: a PyTorch submodule; default its output's name)."""
         own = [names[(self.id, port)] for port in self.ports]
-        return replace(self, x=list(x), name=own[0], port_names=own)
+        return replace(self, x=list(x), name=own[0], port_names=own, attr=attr or own[0])
 
     def input_names(self, names: Mapping[PortRef, str], network_input: str) -> list[str]:
         """The names feeding this node (the network input for the Input node)."""
@@ -94,6 +96,24 @@ def port_python_names(model: Model, reserved: Iterable[str]) -> dict[PortRef, st
     labels = port_labels(model)
     names = python_names(labels.values(), reserved)
     return {ref: names[label] for ref, label in labels.items()}
+
+
+def node_python_names(model: Model, port_names: Mapping[PortRef, str], reserved: Iterable[str]) -> dict[str, str]:
+    """A Python name per node for what stands for the node itself (a PyTorch submodule): its
+    output's name for a one-output node, its id (made free) for a node with several outputs,
+    whose outputs are ``<id>_<port>``."""
+    taken = set(port_names.values()) | set(reserved)
+    out: dict[str, str] = {}
+    for nid, ports in model.ports.items():
+        if len(ports) == 1:
+            out[nid] = port_names[(nid, ports[0])]
+            continue
+        name = nid
+        while name in taken:
+            name += "_"
+        out[nid] = name
+        taken.add(name)
+    return out
 
 
 def assign_line(node: ExportNode, expr: str, indent: str) -> str | None:

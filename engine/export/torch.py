@@ -23,6 +23,7 @@ from engine.export.common import (
     ExportNode,
     assign_line,
     export_nodes,
+    node_python_names,
     port_labels,
     port_python_names,
     run_exporter,
@@ -97,14 +98,16 @@ def plan(loaded: Any, use_grads: bool = False) -> TorchPlan:
     reserved = set(TORCH_GLOBALS) | set(probe.helpers) | set(dir(torch.nn.Module)) | set(MODULE_ATTRIBUTES)
     names = port_python_names(model, reserved)
     ctx = TorchContext()
-    return TorchPlan(names, _run(model, names, ctx, use_grads), ctx.helpers)
+    return TorchPlan(names, _run(model, names, ctx, use_grads, node_python_names(model, names, reserved)),
+                     ctx.helpers)
 
 
-def _run(model: Any, names: dict[PortRef, str], ctx: TorchContext,
-         use_grads: bool) -> list[tuple[ExportNode, TorchLayer]]:
+def _run(model: Any, names: dict[PortRef, str], ctx: TorchContext, use_grads: bool,
+         attrs: dict[str, str] | None = None) -> list[tuple[ExportNode, TorchLayer]]:
     out = []
     for node in export_nodes(model, use_grads=use_grads):
-        node = node.named(node.input_names(names, names[(model.input_id, "out")]), names)
+        attr = attrs[node.id] if attrs else None
+        node = node.named(node.input_names(names, names[(model.input_id, "out")]), names, attr)
         layer = run_exporter(model, node, "torch", ctx)
         if not isinstance(layer, TorchLayer) or (layer.module is None) == (layer.expr is None):
             raise ExportError(f"the PyTorch exporter of {node.type} must return ctx.module(...) or "
@@ -122,13 +125,13 @@ def torch_state(loaded: Any, use_grads: bool = False,
     for node, layer in p.layers:
         for key, (_src, value) in layer.state.items():
             value = np.asarray(value)
-            out[f"{node.name}.{key}"] = value.astype(dtype) if value.dtype.kind == "f" else value
+            out[f"{node.attr}.{key}"] = value.astype(dtype) if value.dtype.kind == "f" else value
     return out
 
 
 def decayed_parameters(the_plan: TorchPlan) -> list[str]:
     """state_dict names of the tensors the engine applies weight decay to (Dense W, not b)."""
-    return [f"{node.name}.{key}" for node, layer in the_plan.layers
+    return [f"{node.attr}.{key}" for node, layer in the_plan.layers
             for key, (src, _v) in layer.state.items() if src is not None and src in node.decay]
 
 
@@ -137,13 +140,13 @@ def torch_source(loaded: Any, the_plan: TorchPlan, source_name: str = "") -> str
     model = loaded.model
     names = the_plan.names
     title = model.graph.name or "network"
-    init = [f"        self.{node.name} = {layer.module}" for node, layer in the_plan.layers if layer.module]
+    init = [f"        self.{node.attr} = {layer.module}" for node, layer in the_plan.layers if layer.module]
     body = []
     fused = model.loss_from != model.output_ref
     for node, layer in the_plan.layers:
         if fused and node.id == model.output_id:
             body += ["        if for_loss:", f"            return {names[model.loss_from]}"]
-        expr = layer.expr if layer.module is None else f"self.{node.name}({', '.join(node.x)})"
+        expr = layer.expr if layer.module is None else f"self.{node.attr}({', '.join(node.x)})"
         line = assign_line(node, expr, "        ")
         if line is not None:
             body.append(line)
@@ -225,6 +228,7 @@ def train_source(loaded: Any, the_plan: TorchPlan) -> str:
         "seed": int(training.get("seed", 0)),
         "schedule": schedule,
         "clip_norm": training.get("clip_norm"),
+        "clip_value": training.get("clip_value"),
         "weight_decay": _decay(training.get("weight_decay", 0.0)),
         "shuffle": bool(training.get("shuffle", True)),
     }

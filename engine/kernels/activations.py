@@ -82,7 +82,17 @@ def act_grad_scalar(code: int, z: float, y: float, alpha: float) -> float:
 
 @njit(cache=True, nogil=True)
 def act_forward(code: int, z: np.ndarray, y: np.ndarray, alpha: float) -> None:
-    """y = f(z), element-wise over flat contiguous arrays."""
+    """y = f(z), element-wise over flat contiguous arrays.
+
+    ReLU has its own loop: with the code switch out of the loop LLVM vectorises it (the
+    switched loop measured ~10× slower on a convolution's 300k outputs).
+    """
+    if code == RELU:
+        zero = z.dtype.type(0)
+        for i in range(z.size):
+            v = z[i]
+            y[i] = v if v > zero else zero
+        return
     for i in range(z.size):
         y[i] = act_scalar(code, z[i], alpha)
 
@@ -90,7 +100,13 @@ def act_forward(code: int, z: np.ndarray, y: np.ndarray, alpha: float) -> None:
 @njit(cache=True, nogil=True)
 def act_backward(code: int, z: np.ndarray, y: np.ndarray, dy: np.ndarray, dz: np.ndarray,
                  alpha: float) -> float:
-    """dz = dy ⊙ f'(z); returns ∂L/∂α = Σ dy·z over z ≤ 0 (used by PReLU)."""
+    """dz = dy ⊙ f'(z); returns ∂L/∂α = Σ dy·z over z ≤ 0 (used by PReLU; 0 for ReLU, whose
+    vectorised loop skips that sum)."""
+    if code == RELU:
+        zero = dy.dtype.type(0)
+        for i in range(z.size):
+            dz[i] = dy[i] if z[i] > 0 else zero
+        return 0.0
     dalpha = 0.0
     for i in range(z.size):
         zi = z[i]

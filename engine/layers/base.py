@@ -276,6 +276,11 @@ class LayerType:
       tensor names; NumPy and PyTorch: an expression or module whose value is a tuple).
     - ``outputs`` names the output ports (a tuple, or a function of the parameters like
       ``inputs``); the first is the primary port, ``"out"`` for single-output layers.
+    - ``warnings(p, in_shapes) -> [message]``: things that work but are probably not meant
+      (a stride that does not divide the input: rows are dropped). Shape inference reports
+      them beside the problems (``ShapeReport.warnings``); they never stop training.
+    - ``arithmetic(p, in_shapes)``: the layer's size arithmetic for the inspector (for
+      convolution and pooling an :class:`engine.layers.conv_geometry.Arithmetic`).
     - ``fuse(rt) -> FusedOp | None``: how the node runs inside the fused whole-step kernel
       of a plain chain (engine/fused.py), or None when it cannot with these parameters;
       a layer type without ``fuse`` keeps its graph on the general path.
@@ -303,6 +308,8 @@ class LayerType:
     outputs: tuple[str, ...] | Callable[[Params], tuple[str, ...]] = ("out",)
     scratch: Callable[[Params, list[Shape], int], dict[str, Shape]] | None = None
     min_batch: int = 1
+    warnings: Callable[[Params, list[Shape]], list[str]] | None = None
+    arithmetic: Callable[[Params, list[Shape]], Any] | None = None
     fuse: Callable[[NodeRuntime], FusedOp | None] | None = None
     absorbed_by: Callable[[Params], tuple[str, ...]] = _absorbed_by_none
 

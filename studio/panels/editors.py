@@ -93,14 +93,22 @@ def _is_float(text: str) -> bool:
         return False
 
 
-def parse_ints(text: str) -> Any:
+def parse_ints(text: str, spec: ParamSpec | None = None) -> Any:
     """``"1, 28, 28"`` or ``"1×28×28"`` → ``[1, 28, 28]``; anything else is passed through
-    unchanged so the engine's declaration refuses it with its own message."""
+    unchanged so the engine's declaration refuses it with its own message. With ``spec``:
+    one of its choices (``same``) is kept as text, and one number for a fixed-length list
+    stays a number (``5`` → kernel 5×5)."""
+    word = text.strip().strip("\"'")
+    if spec is not None and word in spec.choices:
+        return word
     parts = [p for p in re.split(r"[\s,×x*()\[\]]+", text.strip()) if p]
     try:
-        return [int(p) for p in parts] if parts else text
+        values = [int(p) for p in parts]
     except ValueError:
         return text
+    if not values:
+        return text
+    return values[0] if spec is not None and spec.length and len(values) == 1 else values
 
 
 def format_ints(value: Any) -> str:
@@ -188,6 +196,7 @@ class ChoiceOrInts(QWidget):
 
     def __init__(self, spec: ParamSpec, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.spec = spec
         self.custom = CUSTOM if CUSTOM not in spec.choices else "numbers"
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
@@ -212,7 +221,7 @@ class ChoiceOrInts(QWidget):
     def _numbers(self) -> Any:
         if isinstance(self.numbers, IntsRow):
             return list(self.numbers.value())
-        return parse_ints(self.numbers.text())
+        return parse_ints(self.numbers.text(), self.spec)
 
     def set_value(self, value: Any) -> None:
         """Show a word (numbers disabled, keeping the last ones) or numbers, without an edit."""
@@ -283,7 +292,7 @@ def _line_editor(commit: Commit, parse: Callable[[str], Any], text: Callable[[An
 
 def _ints_editor(spec: ParamSpec, commit: Commit) -> Editor:
     if not spec.length:
-        return _line_editor(commit, parse_ints, format_ints, "e.g. 1, 28, 28")
+        return _line_editor(commit, lambda text: parse_ints(text, spec), format_ints, "e.g. 1, 28, 28")
     row = IntsRow(spec)
     row.edited.connect(lambda value: commit(list(value)))
     return row, row.set_value

@@ -183,9 +183,9 @@ class TrainingController(QObject):
         self.t_first_step = self.t_first_drawn = None
         self.steps_per_s = 0.0
         self._rate_t, self._rate_step = self.t_started, 0
-        from engine.kernels import kernels_cached
+        from engine.kernels import graph_categories, kernels_cached
 
-        compiling = not kernels_cached()
+        compiling = not kernels_cached(graph_categories(graph))
         self.document.lock(LOCK_REASON)
         self._thread = threading.Thread(target=self._work, args=(graph, base_dir, model, self._normaliser),
                                         name="backprop-trainer", daemon=True)
@@ -339,9 +339,9 @@ class TrainingController(QObject):
 
     # -- GUI side: drain ---------------------------------------------------------------------
     def _compiling_hint(self) -> bool:
-        from engine.kernels import kernels_cached
+        from engine.kernels import graph_categories, kernels_cached
 
-        return not kernels_cached()
+        return not kernels_cached(graph_categories(self.document.graph))
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

@@ -145,6 +145,85 @@ def _ref_split(p, xs, W, B, training, seed):
     return outs
 
 
+def _side_padding(padding, kernel, dilation) -> list[tuple[int, int]]:
+    """(before, after) zeros per spatial axis: "valid" none, "same" as PyTorch (total d·(k − 1),
+    the odd one at the end), numbers on both sides."""
+    if padding == "valid":
+        return [(0, 0)] * len(kernel)
+    if padding == "same":
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+        return [(t // 2, t - t // 2) for t in totals]
+    return [(q, q) for q in padding]
+
+
+def _as_pair(value, rank: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value,) * rank
+
+
+def _padded(x: np.ndarray, pads: list[tuple[int, int]], fill: float) -> np.ndarray:
+    (pt, pb), (pl, pr) = pads
+    out = np.full(x.shape[:2] + (x.shape[2] + pt + pb, x.shape[3] + pl + pr), fill)
+    out[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x
+    return out
+
+
+def _ref_conv(p, xs, W, B, training, seed):
+    """y[n, f, a, b] = b_f + Σ_{c,i,j} W[f, c, i, j]·x_pad[n, c, a·sh + i·dh, b·sw + j·dw], one
+    output position at a time; a 1-D signal is an image of height 1."""
+    x, w = xs[0], W["W"]
+    one_d = x.ndim == 3
+    rank = 1 if one_d else 2
+    stride, dilation = _as_pair(p["stride"], rank), _as_pair(p["dilation"], rank)
+    pads = _side_padding(p["padding"] if isinstance(p["padding"], str) else _as_pair(p["padding"], rank),
+                         w.shape[2:], dilation)
+    if one_d:
+        x, w, stride, dilation, pads = x[:, :, None, :], w[:, :, None, :], (1, *stride), (1, *dilation), [(0, 0), *pads]
+    xp = _padded(x, pads, 0.0)
+    (sh, sw), (dh, dw), (kh, kw) = stride, dilation, w.shape[2:]
+    ho, wo = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1, (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((x.shape[0], w.shape[0], ho, wo))
+    for a in range(ho):
+        for b in range(wo):
+            patch = xp[:, :, a * sh:a * sh + dh * (kh - 1) + 1:dh, b * sw:b * sw + dw * (kw - 1) + 1:dw]
+            y[:, :, a, b] = np.einsum("ncij,fcij->nf", patch, w)
+    if p["bias"]:
+        y += W["b"][None, :, None, None]
+    return y[:, :, 0, :] if one_d else y
+
+
+def _ref_pool(kind: str):
+    def reference(p, xs, W, B, training, seed):
+        """Max (padding −∞) or mean (zero padding counted, divided by the window size) per window."""
+        x = xs[0]
+        one_d = x.ndim == 3
+        rank = 1 if one_d else 2
+        size = _as_pair(p["pool_size"], rank)
+        stride = size if p["stride"] == "pool_size" else _as_pair(p["stride"], rank)
+        pads = _side_padding(p["padding"] if p["padding"] == "valid" else _as_pair(p["padding"], rank),
+                             size, (1,) * rank)
+        if one_d:
+            x, size, stride, pads = x[:, :, None, :], (1, *size), (1, *stride), [(0, 0), *pads]
+        xp = _padded(x, pads, -np.inf if kind == "max" else 0.0)
+        ho, wo = (xp.shape[2] - size[0]) // stride[0] + 1, (xp.shape[3] - size[1]) // stride[1] + 1
+        y = np.zeros(x.shape[:2] + (ho, wo))
+        for a in range(ho):
+            for b in range(wo):
+                window = xp[:, :, a * stride[0]:a * stride[0] + size[0], b * stride[1]:b * stride[1] + size[1]]
+                y[:, :, a, b] = window.max(axis=(2, 3)) if kind == "max" else window.mean(axis=(2, 3))
+        return y[:, :, 0, :] if one_d else y
+    return reference
+
+
+def _ref_global_average(p, xs, W, B, training, seed):
+    x = xs[0]
+    return np.array([[channel.mean() for channel in example] for example in x])
+
+
+def _conv_count(p, s) -> int:
+    kernel = math.prod(_as_pair(p["kernel_size"], len(s[0]) - 1))
+    return p["filters"] * (s[0][0] * kernel + (1 if p["bias"] else 0))
+
+
 def _ref_mixture(p, xs, W, B, training, seed):
     """Bishop's mixture density output, written from the formulas: per position, K mixing
     weights by softmax, K means as they are, K deviations σ_min + e^s or σ_min + log(1 + e^s)."""
@@ -156,6 +235,70 @@ def _ref_mixture(p, xs, W, B, training, seed):
         spread = np.exp(s) if p["sigma"] == "exp" else np.log(1.0 + np.exp(s))
         out[index] = np.concatenate([weights, m, p["min_sigma"] + spread])
     return out
+
+
+# ---- recurrent layers: the textbook recurrences, one step at a time ---------------------
+def _sig(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+_PHI = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0), "sigmoid": _sig}
+RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+
+
+def run_recurrent(kind: str, p, x, W, frozen: dict | None = None):
+    """Hidden states h_1..h_T of a SimpleRNN, LSTM (gates i, f, g, o) or GRU (r, z, n) from
+    their defining equations, and the (h, c) entering every step. ``frozen[t]`` replaces the
+    state entering step t (0-based) by a given constant: a detached state, as truncated BPTT."""
+    N, T, _ = x.shape
+    H, phi, bias = p["units"], _PHI[p["activation"]], p["bias"]
+
+    def block(name, k):
+        return W[name][..., k * H:(k + 1) * H]
+
+    h, c = np.zeros((N, H)), np.zeros((N, H))
+    hs, entering = [], []
+    for t in range(T):
+        if frozen is not None and t in frozen:
+            h, c = frozen[t]
+        entering.append((h.copy(), c.copy()))
+        xt = x[:, t]
+        if kind == "SimpleRNN":
+            h = phi(xt @ W["Wx"] + h @ W["Wh"] + (W["b"] if bias else 0.0))
+        elif kind == "LSTM":
+            def gate(k, xt=xt, h=h):
+                return xt @ block("Wx", k) + h @ block("Wh", k) + (block("b", k) if bias else 0.0)
+            i, f, g, o = _sig(gate(0)), _sig(gate(1)), phi(gate(2)), _sig(gate(3))
+            c = f * c + i * g
+            h = o * phi(c)
+        else:
+            def xpart(k, xt=xt):
+                return xt @ block("Wx", k) + (block("bx", k) if bias else 0.0)
+
+            def hpart(k, v):
+                return v @ block("Wh", k) + (block("bh", k) if bias else 0.0)
+            r, z = _sig(xpart(0) + hpart(0, h)), _sig(xpart(1) + hpart(1, h))
+            n = phi(xpart(2) + (r * hpart(2, h) if p["reset_after"] else hpart(2, r * h)))
+            h = (1.0 - z) * n + z * h
+        hs.append(h)
+    return hs, entering
+
+
+def recurrent_ports(p, hs):
+    """(out, state): the sequence or the last state, and the last state."""
+    seq = np.stack(hs, axis=1)
+    return [seq if p["return_sequences"] else hs[-1].copy(), hs[-1].copy()]
+
+
+def truncation_boundaries(T: int, k: int) -> list[int]:
+    """Steps (0-based) whose entering state truncated BPTT detaches: blocks of k counted from the end."""
+    return [t for t in range(1, T) if k > 0 and (T - t) % k == 0]
+
+
+def _recurrent_reference(kind):
+    def ref(p, xs, W, B, training, seed):
+        return recurrent_ports(p, run_recurrent(kind, p, xs[0], W)[0])
+    return ref
 
 
 Reference = Callable[..., np.ndarray | list[np.ndarray]]
@@ -171,7 +314,16 @@ REFERENCES: dict[str, Reference] = {
     "Split": _ref_split,
     "Flatten": _ref_flatten,
     "Reshape": _ref_reshape,
+    "Conv2D": _ref_conv,
+    "Conv1D": _ref_conv,
+    "MaxPool2D": _ref_pool("max"),
+    "AvgPool2D": _ref_pool("avg"),
+    "MaxPool1D": _ref_pool("max"),
+    "AvgPool1D": _ref_pool("avg"),
+    "GlobalAvgPool2D": _ref_global_average,
+    "GlobalAvgPool1D": _ref_global_average,
     "MixtureDensity": _ref_mixture,
+    **{kind: _recurrent_reference(kind) for kind in RECURRENT},
 }
 
 # ---- parameter counts by hand --------------------------------------------------------
@@ -187,7 +339,14 @@ PARAM_COUNTS: dict[str, Callable[[dict[str, Any], list[Shape]], int]] = {
     "Split": lambda p, s: 0,
     "Flatten": lambda p, s: 0,
     "Reshape": lambda p, s: 0,
+    "Conv2D": _conv_count,
+    "Conv1D": _conv_count,
+    **{name: (lambda p, s: 0) for name in ("MaxPool2D", "AvgPool2D", "MaxPool1D", "AvgPool1D",
+                                             "GlobalAvgPool2D", "GlobalAvgPool1D")},
     "MixtureDensity": lambda p, s: 0,
+    "SimpleRNN": lambda p, s: s[0][1] * p["units"] + p["units"] ** 2 + (p["units"] if p["bias"] else 0),
+    "LSTM": lambda p, s: 4 * (s[0][1] * p["units"] + p["units"] ** 2) + (4 * p["units"] if p["bias"] else 0),
+    "GRU": lambda p, s: 3 * (s[0][1] * p["units"] + p["units"] ** 2) + (6 * p["units"] if p["bias"] else 0),
 }
 
 
@@ -247,10 +406,56 @@ CASES: list[Case] = [
     Case("Reshape", {"shape": (2, 3, 4)}, ((24,),)),
     Case("Reshape", {"shape": (-1,)}, ((2, 3, 4),)),
     Case("Reshape", {"shape": (4, -1)}, ((3, 4),)),
+    *[Case("Conv2D", params, (shape,)) for params, shape in [
+        ({"filters": 3, "kernel_size": [3, 3]}, (2, 5, 6)),
+        ({"filters": 2, "kernel_size": [3, 2], "stride": [2, 3], "padding": [1, 2]}, (2, 7, 8)),
+        ({"filters": 2, "kernel_size": 3, "dilation": [2, 1], "bias": False}, (1, 7, 5)),
+        ({"filters": 3, "kernel_size": [4, 3], "padding": "same"}, (2, 5, 5)),
+        ({"filters": 4, "kernel_size": 1}, (3, 4, 4)),
+        ({"filters": 2, "kernel_size": 2, "stride": 2, "dilation": 2, "padding": 1}, (1, 9, 9)),
+    ]],
+    *[Case("Conv1D", params, (shape,)) for params, shape in [
+        ({"filters": 3, "kernel_size": 3}, (2, 9)),
+        ({"filters": 2, "kernel_size": 4, "stride": 2, "padding": 1, "dilation": 2, "bias": False}, (3, 11)),
+        ({"filters": 2, "kernel_size": 2, "padding": "same"}, (1, 6)),
+    ]],
+    *[Case(kind, params, (shape,), distinct=kind.startswith("Max")) for kind in ("MaxPool2D", "AvgPool2D")
+      for params, shape in [
+          ({}, (2, 4, 6)),
+          ({"pool_size": 3, "stride": 2, "padding": 1}, (2, 7, 6)),
+          ({"pool_size": [2, 3], "stride": [1, 2]}, (1, 5, 7)),
+      ]],
+    *[Case(kind, params, (shape,), distinct=kind.startswith("Max")) for kind in ("MaxPool1D", "AvgPool1D")
+      for params, shape in [({}, (2, 8)), ({"pool_size": 3, "stride": 2, "padding": 1}, (2, 9))]],
+    Case("GlobalAvgPool2D", {}, ((3, 4, 5),)),
+    Case("GlobalAvgPool1D", {}, ((3, 7),)),
     Case("MixtureDensity", {"components": 3}, ((9,),)),
     Case("MixtureDensity", {"components": 2, "sigma": "softplus", "min_sigma": 0.1}, ((6,),)),
     Case("MixtureDensity", {"components": 1}, ((3,),)),
     Case("MixtureDensity", {"components": 2}, ((3, 6),)),
+    Case("SimpleRNN", {"units": 4}, ((5, 3),)),
+    Case("SimpleRNN", {"units": 3, "return_sequences": True}, ((6, 2),)),
+    Case("SimpleRNN", {"units": 4, "activation": "relu", "recurrent_init": "identity", "recurrent_scale": 0.5},
+         ((5, 3),)),
+    Case("SimpleRNN", {"units": 3, "activation": "sigmoid", "bias": False, "return_sequences": True}, ((4, 2),)),
+    Case("SimpleRNN", {"units": 3, "truncate": 3, "return_sequences": True}, ((8, 2),)),
+    Case("SimpleRNN", {"units": 3, "truncate": 4}, ((9, 2),)),
+    Case("SimpleRNN", {"units": 4}, ((20, 2),)),
+    Case("LSTM", {"units": 3}, ((5, 2),)),
+    Case("LSTM", {"units": 3, "return_sequences": True, "forget_bias": 2.0}, ((6, 3),)),
+    Case("LSTM", {"units": 2, "bias": False}, ((4, 2),)),
+    Case("LSTM", {"units": 3, "activation": "sigmoid", "return_sequences": True}, ((5, 2),)),
+    Case("LSTM", {"units": 3, "activation": "relu"}, ((5, 2),)),
+    Case("LSTM", {"units": 3, "truncate": 4, "return_sequences": True}, ((10, 2),)),
+    Case("LSTM", {"units": 3}, ((20, 2),)),
+    Case("GRU", {"units": 3}, ((5, 2),)),
+    Case("GRU", {"units": 3, "reset_after": False, "return_sequences": True}, ((6, 3),)),
+    Case("GRU", {"units": 2, "bias": False, "reset_after": False}, ((4, 2),)),
+    Case("GRU", {"units": 3, "bias": False}, ((4, 2),)),
+    Case("GRU", {"units": 3, "activation": "sigmoid"}, ((5, 2),)),
+    Case("GRU", {"units": 3, "truncate": 3, "return_sequences": True, "reset_after": False}, ((8, 2),)),
+    Case("GRU", {"units": 3, "truncate": 2}, ((7, 2),)),
+    Case("GRU", {"units": 3, "return_sequences": True}, ((20, 2),)),
 ]
 
 
@@ -374,3 +579,17 @@ def finite_difference(f: Callable[[], float], arr: np.ndarray, eps: float = 1e-6
         flat[i] = old
         gflat[i] = (up - down) / (2 * eps)
     return grad
+
+
+def gradient_target(case: Case, rt: NodeRuntime, xs: list[np.ndarray]) -> Callable[[], list[np.ndarray]]:
+    """The function whose finite differences backward must equal: the layer's own forward, or,
+    for truncated BPTT, the textbook recurrence with the state entering every block boundary
+    held at its present value (computed now, before anything is perturbed)."""
+    p = rt.p
+    if case.type not in RECURRENT or not p["truncate"]:
+        return lambda: forward_ports(rt, xs)
+    x = np.asarray(xs[0], np.float64)
+    _, entering = run_recurrent(case.type, p, x, dict(rt.W))
+    frozen = {t: entering[t] for t in truncation_boundaries(x.shape[1], p["truncate"])}
+    assert frozen, f"{case.id}: the truncation length cuts nothing"
+    return lambda: recurrent_ports(p, run_recurrent(case.type, p, xs[0], dict(rt.W), frozen)[0])

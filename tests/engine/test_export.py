@@ -119,9 +119,16 @@ def case_graph(case: Case) -> Graph:
         g.connect(src, "node", port)
     outputs = g.nodes["node"].output_ports()
     if len(outputs) > 1:  # every output port reaches the network output (and the loss)
+        shapes = layer.port_shapes(case.p(), list(case.in_shapes))
+        flatten = len({len(s) for s in shapes.values()}) > 1  # e.g. a sequence (T, H) and a state (H,)
         g.add_node("Concat", {"inputs": len(outputs), "axis": 0}, "join")
         for i, port in enumerate(outputs):
-            g.connect("node", "join", f"in{i}", src_port=port)
+            src, src_port = "node", port
+            if flatten:
+                g.add_node("Flatten", {}, f"flat_{port}")
+                g.connect("node", f"flat_{port}", src_port=port)
+                src, src_port = f"flat_{port}", "out"
+            g.connect(src, "join", f"in{i}", src_port=src_port)
     return g
 
 
@@ -275,7 +282,8 @@ def example_exports(tmp_path_factory):
             graph = Graph.load(path)
             graph.training["normalize"] = True
             run = prepare_run(graph, EXAMPLES, epochs=1)
-            run.trainer.run()
+            if run.trainer.run().reason == "diverged":  # rnn_exploding does, by design: export its start
+                run.model.init_weights(run.config.seed)
             folder = tmp_path_factory.mktemp(path.stem)
             save_model(folder / "m.bpmodel", run.model, run.meta())
             names = {"onnx": "m.onnx", "torch": "torch", "numpy": "numpy"}
@@ -309,8 +317,9 @@ def test_example_torch_loss_and_gradients_match_one_engine_batch(example, exampl
     labels = train.encode_labels(y) if train.TASK == "classification" else y
     np.testing.assert_array_equal(train.prepare_targets(labels).astype(np.float32), T)
     Xp = preprocess(loaded.meta, X).astype(np.float32)
-    want_loss, want = engine_gradients(loaded, Xp, T, training=True)
-    got_loss, got = torch_gradients(train.exported.load_model(), Xp, T, train.loss_fn, training=True)
+    training = not has_dropout(model)  # dropout masks are random on both sides: compare evaluation mode
+    want_loss, want = engine_gradients(loaded, Xp, T, training=training)
+    got_loss, got = torch_gradients(train.exported.load_model(), Xp, T, train.loss_fn, training=training)
     assert got_loss == pytest.approx(want_loss, rel=1e-5)
     assert_gradients_close(got, want, "torch-grad[examples]")
 
@@ -328,6 +337,7 @@ def test_fused_softmax_is_skipped_for_the_loss_but_kept_for_predictions(example_
 OPTIMIZER_SETUPS = [
     {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}},
     {"optimizer": {"name": "nesterov", "lr": 0.05}, "weight_decay": 0.01, "clip_norm": 0.5},
+    {"optimizer": {"name": "momentum", "lr": 0.05}, "clip_value": 0.02, "clip_norm": 0.5},
     {"optimizer": {"name": "adam", "lr": 0.01}, "weight_decay": {"l1": 0.001, "l2": 0.01}},
     {"optimizer": {"name": "adamw", "lr": 0.01, "weight_decay": 0.1}},
     {"optimizer": {"name": "rmsprop", "lr": 0.01, "momentum": 0.5, "centered": True}},
@@ -335,7 +345,9 @@ OPTIMIZER_SETUPS = [
 ]
 
 
-@pytest.mark.parametrize("setup", OPTIMIZER_SETUPS, ids=[s["optimizer"]["name"] for s in OPTIMIZER_SETUPS])
+@pytest.mark.parametrize("setup", OPTIMIZER_SETUPS,
+                         ids=[s["optimizer"]["name"] + ("-clip_value" if "clip_value" in s else "")
+                              for s in OPTIMIZER_SETUPS])
 def test_training_steps_of_the_exported_script_match_the_engine(setup, tmp_path):
     """Same weights, same batch: two steps of train.py equal two engine steps (float32)."""
     graph = Graph.load(EXAMPLES / "moons_mlp.json")

@@ -21,6 +21,7 @@ from layer_harness import (
     finite_difference,
     forward,
     forward_ports,
+    gradient_target,
     make_runtime,
     output_ports,
     reference_ports,
@@ -28,7 +29,7 @@ from layer_harness import (
 )
 
 from engine.compiler import compile_graph
-from engine.errors import ParamError
+from engine.errors import ParamError, ShapeError
 from engine.graph import Graph
 from engine.layers import REGISTRY
 
@@ -43,8 +44,24 @@ def test_every_registered_type_has_cases_a_reference_and_a_count():
         assert name in covered, f"layer type {name} has no test case; {where}"
         assert name in REFERENCES, f"layer type {name} has no reference forward; {where}"
         assert name in PARAM_COUNTS, f"layer type {name} has no parameter-count formula; {where}"
-        assert any(all(len(s) == 1 for s in c.in_shapes) for c in CASES if c.type == name), \
-            f"layer type {name} has no case with flat (F,) inputs"
+        if not _accepts_flat_inputs(REGISTRY[name]):
+            continue
+        flat = 2 if REGISTRY[name].category == "recurrent" else 1  # recurrent layers read (time, features)
+        assert any(all(len(s) == flat for s in c.in_shapes) for c in CASES if c.type == name), \
+            f"layer type {name} has no case with flat (F,) inputs (sequence layers: (T, F))"
+
+
+def _accepts_flat_inputs(layer) -> bool:
+    """Whether flat (F,) inputs are valid for the layer (convolutions and pools refuse them;
+    recurrent layers are checked for (T, F) instead)."""
+    if layer.category == "recurrent":
+        return True
+    p = layer.default_params()
+    try:
+        layer.shape(p, [(8,)] * len(layer.inputs(p)))
+    except ShapeError:
+        return False
+    return True
 
 
 def test_every_activation_function_and_preset_is_a_case():
@@ -86,9 +103,10 @@ def test_backward_matches_finite_differences(case: Case):
         np.testing.assert_array_equal(g, before, err_msg="backward modified dy in place")
     assert len(dxs) == len(ports)
     analytic = {k: v.copy() for k, v in rt.G.items()}
+    target = gradient_target(case, rt, xs)
 
     def loss() -> float:
-        return float(sum(np.sum(y * g) for y, g in zip(forward_ports(rt, xs), gs, strict=True)))
+        return float(sum(np.sum(y * g) for y, g in zip(target(), gs, strict=True)))
 
     for port, x, dx in zip(ports, xs[:len(ports)], dxs, strict=True):
         assert dx.shape == x.shape, f"gradient for input '{port}' has the wrong shape"

@@ -23,6 +23,7 @@ from engine.optim import (
     SCHEDULES,
     apply_weight_decay,
     clip_by_global_norm,
+    clip_by_value,
     clip_factor,
     global_norm,
     lr_at,
@@ -331,6 +332,52 @@ def test_clipping_matches_torch_and_skips_non_finite():
     bad = np.array([1.0, np.inf])
     assert clip_by_global_norm(bad, 1.0) == np.inf
     assert bad[0] == 1.0
+
+
+def test_clipping_by_value_clamps_each_gradient_in_place_and_keeps_nan():
+    g = np.array([3.0, -0.2, -7.5, 0.5, np.nan], np.float32)
+    clip_by_value(g, 0.5)
+    np.testing.assert_array_equal(g[:4], np.array([0.5, -0.2, -0.5, 0.5], np.float32))
+    assert np.isnan(g[4]) and g.dtype == np.float32
+
+
+def test_clipping_by_value_matches_torch():
+    g = np.random.default_rng(4).normal(size=50) * 3
+    t = torch.zeros(50, dtype=torch.float64, requires_grad=True)
+    t.grad = torch.tensor(g)
+    torch.nn.utils.clip_grad_value_([t], 1.25)
+    clip_by_value(g, 1.25)
+    np.testing.assert_array_equal(g, t.grad.numpy())
+
+
+def test_trainer_clips_by_value_before_clipping_by_norm():
+    from engine.compiler import compile_graph
+    from engine.graph import Graph
+    from engine.training import TrainConfig, Trainer
+
+    g = Graph("clip")
+    g.add_node("Input", {"shape": [3]}, "x")
+    g.add_node("Dense", {"units": 2}, "d")
+    g.connect("x", "d")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 3)) * 50, rng.normal(size=(16, 2)) * 50
+    grads = {}
+    for name, block in [("none", {}), ("value", {"clip_value": 0.1}), ("both", {"clip_value": 0.1, "clip_norm": 0.05})]:
+        model = compile_graph(g, dtype="float64")
+        tr = Trainer(model, X, y, TrainConfig.from_training({"loss": "mse", **block}), task="regression")
+        tr.train_step(tr.X, tr.T, lr=0.0)
+        grads[name] = model.grads.copy()
+    assert np.abs(grads["none"]).max() > 1.0
+    np.testing.assert_array_equal(grads["value"], np.clip(grads["none"], -0.1, 0.1))
+    clipped = grads["value"] * 0.05 / (np.linalg.norm(grads["value"]) + 1e-6)
+    np.testing.assert_allclose(grads["both"], clipped, rtol=1e-12)
+
+
+def test_bad_clip_value_is_refused_naming_the_key():
+    from engine.training import TrainConfig
+
+    with pytest.raises(TrainingError, match="clip_value"):
+        TrainConfig.from_training({"clip_value": -1.0})
 
 
 def penalty(w, mask, l1, l2):

@@ -58,10 +58,10 @@ def test_paste_here_puts_the_copy_at_the_point(xor):  # noqa: F811
 
 def test_palette_search_says_when_nothing_matches(window):
     panel = window.palette_panel
-    panel.search.setText("lstm")
-    assert panel.no_match.isVisible() and "lstm" in panel.no_match.text()
+    panel.search.setText("transformer")  # no such layer (LSTM is one now)
+    assert panel.no_match.isVisible() and "transformer" in panel.no_match.text()
     assert all(item.isHidden() for item in panel.entry_items())
-    panel.search.setText("dense")
+    panel.search.setText("lstm")
     assert not panel.no_match.isVisible()
 
 

@@ -12,6 +12,7 @@ from engine.layers import REGISTRY
 from engine.layers.base import ParamSpec
 from studio.panels.editors import ChoiceOrInts, IntsRow
 from studio.panels.palette import ENTRY_ROLE
+from studio.text import readable
 from tests.studio.helpers import add_from_palette, set_editor
 
 WIDGET = {"int": QSpinBox, "float": QDoubleSpinBox, "bool": QCheckBox, "choice": QComboBox,
@@ -70,7 +71,7 @@ def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name
     for spec in layer.params:
         widget = insp.editors[spec.name]
         assert isinstance(widget, widget_class(spec)), spec.name
-        assert html.escape(spec.help) in widget.toolTip()
+        assert html.escape(readable(spec.help)) in widget.toolTip()
         if spec.kind in ("int", "float"):
             if spec.min is not None:
                 assert widget.minimum() == spec.min
@@ -124,4 +125,23 @@ def test_a_new_category_appears_in_the_palette_by_itself(window, monkeypatch):
     assert window.palette_panel.find_item("Conv2DTest").toolTip(0).count("A test convolution.") == 1
     node_id = add_from_palette(window, "Conv2DTest")
     assert window.document.graph.node(node_id).type == "Conv2DTest"
+    window.document.undo_stack.setClean()
+
+
+def test_window_parameters_take_one_number_for_both_axes_or_a_word(window):
+    """Conv2D's kernel 5 → 5×5 (the linked row), padding "same" or (2, 1), stride (2, 3);
+    MaxPool2D's stride "pool_size" or numbers."""
+    insp = window.inspector
+    conv = add_from_palette(window, palette_title(window, "Conv2D"))
+    for name, value, expected in [("kernel_size", 5, (5, 5)), ("padding", "same", "same"),
+                                  ("padding", (2, 1), (2, 1)), ("stride", (2, 3), (2, 3))]:
+        set_editor(insp.editors[name], value)
+        assert window.document.graph.node(conv).params[name] == expected, name
+    assert insp.editors["padding"].numbers.value() == (2, 1)
+    assert insp.editors["kernel_size"].link.isChecked() and not insp.editors["stride"].link.isChecked()
+    pool = add_from_palette(window, palette_title(window, "MaxPool2D"))
+    assert insp.node_id == pool and insp.editors["stride"].combo.currentText() == "pool_size"
+    for value in [(1, 2), "pool_size"]:
+        set_editor(insp.editors["stride"], value)
+        assert window.document.graph.node(pool).params["stride"] == value
     window.document.undo_stack.setClean()

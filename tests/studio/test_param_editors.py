@@ -120,17 +120,6 @@ def test_a_word_or_numbers_is_a_combo_whose_custom_entry_enables_bounded_numbers
     assert combo.currentText() == "valid" and not numbers.isEnabled()
 
 
-def test_window_parameters_take_one_number_for_both_axes_or_a_word(insp):
-    """What a convolution's inspector needs: kernel 5 → 5×5, padding "same" or (2, 1),
-    stride "pool_size" or (2, 3)."""
-    for name, value, expected in [("kernel_size", 5, (5, 5)), ("padding", "same", "same"),
-                                  ("padding", (2, 1), (2, 1)), ("stride", (2, 3), (2, 3)),
-                                  ("stride", "pool_size", "pool_size")]:
-        set_editor(insp.editors[name], value)
-        assert params(insp)[name] == expected, name
-    assert insp.editors["padding"].numbers.value() == (2, 1)
-
-
 def test_a_word_or_a_list_of_any_length_and_its_refusal(insp):
     editor = insp.editors["dims"]
     assert isinstance(editor.numbers, QLineEdit) and not editor.numbers.isEnabled()
@@ -139,6 +128,12 @@ def test_a_word_or_a_list_of_any_length_and_its_refusal(insp):
     set_editor(editor.numbers, "3, 0")
     assert 'expected one of "auto" or a list of positive integers' in insp.error.text()
     assert params(insp)["dims"] == (3, 4, 5) and editor.numbers.text() == "3, 4, 5"
+    set_editor(editor.numbers, "4")  # one number of a list of any length is a list
+    assert params(insp)["dims"] == (4,)
+    set_editor(editor.numbers, ' "auto" ')  # a word typed among the numbers is the word
+    assert params(insp)["dims"] == "auto" and editor.combo.currentText() == "auto"
+    assert not editor.numbers.isEnabled()
+    set_editor(editor, [2, 2])
     set_editor(editor, "auto")
     assert params(insp)["dims"] == "auto" and not editor.numbers.isEnabled()
 
@@ -178,3 +173,4 @@ def test_scalar_kinds_commit_edits_and_setters_stay_silent(qtbot, spec, widget):
     assert got == [other]
     if spec.kind == "int":
         assert editor.maximum() == 2**31 - 1  # a huge declared bound is clamped, not overflowed
+

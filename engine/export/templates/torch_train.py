@@ -37,7 +37,8 @@ import model as exported  # noqa: E402  (model.py, next to this file)
 
 # <<config>>
 CONFIG: dict = {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 32, "epochs": 10,
-                "seed": 0, "schedule": None, "clip_norm": None, "weight_decay": {"l1": 0.0, "l2": 0.0},
+                "seed": 0, "schedule": None, "clip_norm": None, "clip_value": None,
+                "weight_decay": {"l1": 0.0, "l2": 0.0},
                 "shuffle": True}
 OPTIMIZER: tuple[str, dict] = ("SGD", {"lr": 0.1, "momentum": 0.0, "nesterov": False})
 TASK = "regression"
@@ -196,6 +197,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, xb: tor
     loss = loss_fn(model(xb, for_loss=True), tb)
     loss.backward()
     value = loss.item() + weight_decay(model)
+    if CONFIG.get("clip_value"):
+        torch.nn.utils.clip_grad_value_(model.parameters(), CONFIG["clip_value"])
     if CONFIG["clip_norm"]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), CONFIG["clip_norm"])
     if math.isfinite(value):

@@ -1,0 +1,288 @@
+"""Convolution and pooling kernels: im2col / col2im around one BLAS GEMM, and window pools.
+
+Images are NCHW batches; a 1-D signal (N, C, L) runs as (N, C, 1, L). Geometry, for each
+spatial axis: kernel k, stride s, dilation d, padding p_before (the after-padding only
+changes the output size, which the caller passes), output size
+``O = ⌊(I + p_before + p_after − d·(k − 1) − 1)/s⌋ + 1``.
+
+A convolution (cross-correlation, as in PyTorch and ONNX) is
+``y[n, f, a, b] = b_f + Σ_{c,i,j} W[f, c, i, j] · x[n, c, a·sh − pt + i·dh, b·sw − pl + j·dw]``
+(x = 0 outside the image). With the columns ``cols = im2col(x)`` of shape (C·kh·kw, N·Ho·Wo)
+it is one GEMM ``Y = W₂ · cols`` (W₂ = W reshaped to (F, C·kh·kw)), and backward is two:
+``∂L/∂W₂ = ΔY · colsᵀ`` and ``∂L/∂cols = W₂ᵀ · ΔY``, followed by ``col2im`` (the adjoint
+of im2col: it adds every column entry back onto the pixel it was copied from). The GEMMs go
+to BLAS (``np.matmul`` with ``out=``); the kernels here only move data.
+
+Inner loops index flat arrays with ``uint64`` offsets: Numba then emits no negative-index
+wrap-around and LLVM vectorises the copies (a signed computed offset measured 4–5× slower,
+and slicing a view per run of 10–28 values slower still).
+
+The ``reference_*`` functions at the end are plain NumPy (sliding windows) for the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, uint64
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _valid_columns(offset: int, stride: int, width: int, wo: int) -> tuple[int, int]:
+    """The outputs b in [lo, hi) whose input b·stride + offset lies in [0, width) (columns, or rows)."""
+    lo = 0
+    if offset < 0:
+        lo = (-offset + stride - 1) // stride
+    last = width - 1 - offset
+    hi = last // stride + 1 if last >= 0 else 0
+    hi = min(hi, wo)
+    return min(lo, hi), hi
+
+
+@njit(cache=True, nogil=True)
+def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int,
+           ho: int, wo: int, cols: np.ndarray) -> None:
+    """cols[(c·kh + i)·kw + j, (n·Ho + a)·Wo + b] = x[n, c, a·sh − pt + i·dh, b·sw − pl + j·dw]
+    (0 where that pixel lies in the padding). x: (N, C, H, W) and cols C-contiguous."""
+    n_, c_, h_, w_ = x.shape
+    xf, cf = x.reshape(-1), cols.reshape(-1)
+    q = n_ * ho * wo
+    for c in range(c_):
+        for i in range(kh):
+            alo, ahi = _valid_columns(i * dh - pt, sh, h_, ho)  # rows a whose input row is inside
+            for j in range(kw):
+                off = j * dw - pl
+                lo, hi = _valid_columns(off, sw, w_, wo)
+                row = ((c * kh + i) * kw + j) * q
+                for n in range(n_):
+                    base = row + n * ho * wo
+                    for t in range(alo * wo):
+                        cf[uint64(base + t)] = 0.0
+                    for t in range(ahi * wo, ho * wo):
+                        cf[uint64(base + t)] = 0.0
+                    plane = (n * c_ + c) * h_ * w_ + off
+                    for a in range(alo, ahi):
+                        o = base + a * wo
+                        src = plane + (a * sh - pt + i * dh) * w_
+                        for b in range(lo):
+                            cf[uint64(o + b)] = 0.0
+                        if sw == 1:
+                            for b in range(lo, hi):
+                                cf[uint64(o + b)] = xf[uint64(src + b)]
+                        else:
+                            for b in range(lo, hi):
+                                cf[uint64(o + b)] = xf[uint64(src + b * sw)]
+                        for b in range(hi, wo):
+                            cf[uint64(o + b)] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def col2im(cols: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int,
+           ho: int, wo: int, dx: np.ndarray) -> None:
+    """The adjoint of :func:`im2col`: dx[n, c, a·sh − pt + i·dh, b·sw − pl + j·dw] +=
+    cols[(c·kh + i)·kw + j, (n·Ho + a)·Wo + b] over every (i, j, a, b); padding entries are
+    dropped. dx (N, C, H, W) is overwritten (zeroed first)."""
+    n_, c_, h_, w_ = dx.shape
+    dx[...] = 0.0
+    df, cf = dx.reshape(-1), cols.reshape(-1)
+    q = n_ * ho * wo
+    for c in range(c_):
+        for i in range(kh):
+            alo, ahi = _valid_columns(i * dh - pt, sh, h_, ho)
+            for j in range(kw):
+                off = j * dw - pl
+                lo, hi = _valid_columns(off, sw, w_, wo)
+                row = ((c * kh + i) * kw + j) * q
+                for n in range(n_):
+                    base = row + n * ho * wo
+                    plane = (n * c_ + c) * h_ * w_ + off
+                    for a in range(alo, ahi):
+                        o = base + a * wo
+                        dst = plane + (a * sh - pt + i * dh) * w_
+                        if sw == 1:
+                            for b in range(lo, hi):
+                                df[uint64(dst + b)] += cf[uint64(o + b)]
+                        else:
+                            for b in range(lo, hi):
+                                df[uint64(dst + b * sw)] += cf[uint64(o + b)]
+
+
+@njit(cache=True, nogil=True)
+def rows_to_nchw(yt: np.ndarray, bias: np.ndarray, y: np.ndarray) -> None:
+    """y[n, f, p] = yt[f, n·P + p] + bias[f] (no bias when ``bias`` is empty).
+    yt: (F, N·P) the GEMM's result; y: (N, F, P)."""
+    n_, f_, p_ = y.shape
+    has_bias = bias.size > 0
+    for n in range(n_):
+        for f in range(f_):
+            src = yt[f, n * p_:(n + 1) * p_]
+            dst = y[n, f]
+            b = bias[f] if has_bias else 0.0
+            for p in range(p_):
+                dst[p] = src[p] + b
+
+
+@njit(cache=True, nogil=True)
+def nchw_to_rows(dy: np.ndarray, dyt: np.ndarray) -> None:
+    """dyt[f, n·P + p] = dy[n, f, p]: ∂L/∂y laid out for the weight-gradient GEMM. dy: (N, F, P).
+    (∂L/∂b = Σ over each row of dyt is left to NumPy's pairwise sum: a running float64 total
+    in this loop made the copy 4× slower.)"""
+    n_, f_, p_ = dy.shape
+    df, tf = dy.reshape(-1), dyt.reshape(-1)
+    for n in range(n_):
+        for f in range(f_):
+            src, dst = (n * f_ + f) * p_, f * n_ * p_ + n * p_
+            for p in range(p_):
+                tf[uint64(dst + p)] = df[uint64(src + p)]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _window(start: int, size: int, limit: int) -> tuple[int, int]:
+    """The part [lo, hi) of the window [start, start + size) that lies inside [0, limit)."""
+    return max(start, 0), min(start + size, limit)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _window_max(xf: np.ndarray, base: int, w_: int, ilo: int, ihi: int, jlo: int, jhi: int) -> tuple[float, int]:
+    """(max, its position i·W + j) of the plane at ``base`` over rows [ilo, ihi) and columns
+    [jlo, jhi): the first maximum in row-major order. NaNs are not looked for (see below)."""
+    best = ilo * w_ + jlo
+    m = xf[uint64(base + best)]
+    if ihi - ilo == 2 and jhi - jlo == 2:  # the common 2×2 window, unrolled
+        for k in (best + 1, best + w_, best + w_ + 1):
+            v = xf[uint64(base + k)]
+            if v > m:
+                m, best = v, k
+        return m, best
+    for i in range(ilo, ihi):
+        for j in range(jlo, jhi):
+            v = xf[uint64(base + i * w_ + j)]
+            if v > m:
+                m, best = v, i * w_ + j
+    return m, best
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _window_max_nan(xf: np.ndarray, base: int, w_: int, ilo: int, ihi: int, jlo: int, jhi: int) -> tuple[float, int]:
+    """:func:`_window_max` where a NaN wins (and stays): NaN propagates, as in PyTorch."""
+    best = ilo * w_ + jlo
+    m = xf[uint64(base + best)]
+    for i in range(ilo, ihi):
+        for j in range(jlo, jhi):
+            v = xf[uint64(base + i * w_ + j)]
+            if v > m or (v != v and m == m):
+                m, best = v, i * w_ + j
+    return m, best
+
+
+@njit(cache=True, nogil=True)
+def max_pool_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
+                     y: np.ndarray, argmax: np.ndarray) -> None:
+    """y[n, c, a, b] = max_{i<kh, j<kw} x[n, c, a·sh − pt + i, b·sw − pl + j] over the pixels
+    inside the image (padding counts as −∞); ``argmax`` (int32, y's shape) gets the position
+    h·W + w of that pixel in its plane: the first maximum in row-major order, as PyTorch
+    picks. A NaN in the window gives NaN: checking for NaN in every comparison made the loop
+    4× slower, so one vectorised pass looks for NaN first and only then takes the slow path."""
+    n_, c_, h_, w_ = x.shape
+    ho, wo = y.shape[2], y.shape[3]
+    xf, yf, af = x.reshape(-1), y.reshape(-1), argmax.reshape(-1)
+    has_nan = False
+    for t in range(xf.size):
+        has_nan |= xf[t] != xf[t]
+    for q in range(n_ * c_):
+        base, out = q * h_ * w_, q * ho * wo
+        for a in range(ho):
+            ilo, ihi = _window(a * sh - pt, kh, h_)
+            for b in range(wo):
+                jlo, jhi = _window(b * sw - pl, kw, w_)
+                if has_nan:
+                    m, best = _window_max_nan(xf, base, w_, ilo, ihi, jlo, jhi)
+                else:
+                    m, best = _window_max(xf, base, w_, ilo, ihi, jlo, jhi)
+                yf[uint64(out + a * wo + b)] = m
+                af[uint64(out + a * wo + b)] = best
+
+
+@njit(cache=True, nogil=True)
+def max_pool_backward(dy: np.ndarray, argmax: np.ndarray, dx: np.ndarray) -> None:
+    """∂L/∂x: each window's ∂L/∂y is added to the pixel ``argmax`` names (the maximum).
+    dx (N, C, H, W) is overwritten."""
+    n_, c_, h_, w_ = dx.shape
+    per = dy.shape[2] * dy.shape[3]
+    dx[...] = 0.0
+    df, gf, af = dx.reshape(-1), dy.reshape(-1), argmax.reshape(-1)
+    for q in range(n_ * c_):
+        base, out = q * h_ * w_, q * per
+        for o in range(per):
+            df[uint64(base + af[uint64(out + o)])] += gf[uint64(out + o)]
+
+
+@njit(cache=True, nogil=True)
+def avg_pool_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
+                     y: np.ndarray) -> None:
+    """y[n, c, a, b] = (1/(kh·kw)) Σ_{i<kh, j<kw} x[n, c, a·sh − pt + i, b·sw − pl + j], padding
+    counting as zeros (PyTorch's count_include_pad=True)."""
+    n_, c_, h_, w_ = x.shape
+    ho, wo = y.shape[2], y.shape[3]
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    area = kh * kw
+    for q in range(n_ * c_):
+        base, out = q * h_ * w_, q * ho * wo
+        for a in range(ho):
+            ilo, ihi = _window(a * sh - pt, kh, h_)
+            for b in range(wo):
+                jlo, jhi = _window(b * sw - pl, kw, w_)
+                s = 0.0
+                for i in range(ilo, ihi):
+                    for j in range(jlo, jhi):
+                        s += xf[uint64(base + i * w_ + j)]
+                yf[uint64(out + a * wo + b)] = s / area
+
+
+@njit(cache=True, nogil=True)
+def avg_pool_backward(dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
+                      dx: np.ndarray) -> None:
+    """∂L/∂x[n, c, h, w] = Σ over the windows containing (h, w) of ∂L/∂y / (kh·kw).
+    dx is overwritten."""
+    n_, c_, h_, w_ = dx.shape
+    ho, wo = dy.shape[2], dy.shape[3]
+    df, gf = dx.reshape(-1), dy.reshape(-1)
+    area = kh * kw
+    dx[...] = 0.0
+    for q in range(n_ * c_):
+        base, out = q * h_ * w_, q * ho * wo
+        for a in range(ho):
+            ilo, ihi = _window(a * sh - pt, kh, h_)
+            for b in range(wo):
+                jlo, jhi = _window(b * sw - pl, kw, w_)
+                g = gf[uint64(out + a * wo + b)] / area
+                for i in range(ilo, ihi):
+                    for j in range(jlo, jhi):
+                        df[uint64(base + i * w_ + j)] += g
+
+
+# ---- NumPy references (tests only) -----------------------------------------------------------
+def _windows(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int],
+             pads: tuple[int, int, int, int], fill: float) -> np.ndarray:
+    """(N, C, Ho, Wo, kh, kw) windows of the padded x (pads: top, bottom, left, right)."""
+    (sh, sw), (dh, dw) = stride, dilation
+    pt, pb, pl, pr = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(2, 3))
+    return win[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def reference_conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: tuple[int, int],
+                     dilation: tuple[int, int], pads: tuple[int, int, int, int]) -> np.ndarray:
+    """y = b + Σ_{c,i,j} W[f,c,i,j]·x_pad[n, c, a·sh + i·dh, b·sw + j·dw] (float64)."""
+    win = _windows(np.asarray(x, np.float64), W.shape[2], W.shape[3], stride, dilation, pads, 0.0)
+    y = np.einsum("ncabij,fcij->nfab", win, np.asarray(W, np.float64))
+    return y if b is None else y + np.asarray(b, np.float64)[None, :, None, None]
+
+
+def reference_pool2d(x: np.ndarray, kind: str, size: tuple[int, int], stride: tuple[int, int],
+                     pads: tuple[int, int, int, int]) -> np.ndarray:
+    """Max (−∞ padding) or average (zero padding, divided by kh·kw) over each window (float64)."""
+    fill = -np.inf if kind == "max" else 0.0
+    win = _windows(np.asarray(x, np.float64), size[0], size[1], stride, (1, 1), pads, fill)
+    return win.max(axis=(4, 5)) if kind == "max" else win.mean(axis=(4, 5))
