@@ -55,3 +55,20 @@ def readable(text: str) -> str:
     out = re.sub(one_letter + "_" + r"([A-Za-z0-9])(?![A-Za-z0-9_])", subscript, out)
     out = re.sub(r"\^([−\-]?[0-9A-Za-z])(?![A-Za-z0-9])", lambda m: _script(m.group(1), SUPER, "^"), out)
     return re.sub(r"(?<=\S)  +", " ", out.replace("{", "").replace("}", ""))
+
+
+def brief(text: str, limit: int = 200) -> str:
+    """The opening of ``text``: its sentences up to about ``limit`` characters (at least
+    one), or the first ``limit`` characters cut at a word and ended with "…"."""
+    if len(text) <= limit:
+        return text
+    sentences = re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<!al\.)(?<=[.!?])\s+(?=[A-Za-z(])", text)
+    opening = ""
+    for sentence in sentences:
+        if opening and len(opening) + 1 + len(sentence) > limit:
+            break
+        opening = f"{opening} {sentence}" if opening else sentence
+    if len(opening) <= limit:
+        return opening
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:(")
+    return cut + "…"

@@ -32,7 +32,7 @@ from studio import edits, theme
 from studio.document import Document
 from studio.panels.editors import make_editor
 from studio.status import dot
-from studio.text import readable
+from studio.text import brief, readable
 
 
 class InspectorPanel(QWidget):
@@ -62,8 +62,13 @@ class InspectorPanel(QWidget):
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.help = QLabel()
         self.help.setWordWrap(True)
+        self.help.setTextFormat(Qt.TextFormat.RichText)
         self.help.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.help.linkActivated.connect(self._on_help_link)
+        self._help_text = ""
         self.form = QFormLayout()
+        # a label goes above its editor when both do not fit side by side (a narrow dock)
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.name_edit = QLineEdit()
@@ -108,8 +113,7 @@ class InspectorPanel(QWidget):
         color = theme.category_color(layer.category).name()
         self.title.setText(f"<span style='color:{color}; font-size:large'>■</span> "
                            f"<b style='font-size:large'>{html.escape(node.type)}</b>")
-        self.help.setText(readable(layer.help))
-        self.help.show()
+        self._show_help(readable(layer.help), full=False)
         self.form.setRowVisible(0, True)
         for spec in layer.params:
             editor, setter = make_editor(spec, lambda value, name=spec.name: self._commit(name, value))
@@ -124,6 +128,20 @@ class InspectorPanel(QWidget):
         if not layer.params:
             self.form.addRow(QLabel("<i>No parameters.</i>"))
         self._load_values()
+
+    def _show_help(self, text: str, full: bool) -> None:
+        """The layer's help, cut to its opening (with a link to the rest) so that the
+        parameters stay in view; a convolution's help alone fills a small dock."""
+        self._help_text = text
+        short = brief(text)
+        if full or short == text:
+            self.help.setText(html.escape(text) + ("" if short == text else " <a href='less'>Less</a>"))
+        else:
+            self.help.setText(html.escape(short) + " <a href='more'>More…</a>")
+        self.help.setToolTip("" if full else f"<p style='white-space:normal'>{html.escape(text)}</p>")
+
+    def _on_help_link(self, link: str) -> None:
+        self._show_help(self._help_text, full=link == "more")
 
     def _show_empty(self, count: int) -> None:
         g = self.document.graph

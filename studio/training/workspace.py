@@ -195,9 +195,11 @@ class TrainingWorkspace(QObject):
             first = docks["gradients"]
             for key in ("curves", "activations", "boundary"):
                 w.tabifyDockWidget(first, docks[key])
-            summary = w.docks.get("dock_summary")
-            if summary is not None:
-                w.tabifyDockWidget(first, summary)
+            # History among the bottom tabs: split below the Inspector it left a convolution's
+            # parameters about 200 px at 1280x800
+            for key in ("dock_summary", "dock_history"):
+                if w.docks.get(key) is not None:
+                    w.tabifyDockWidget(first, w.docks[key])
             first.raise_()
             QTimer.singleShot(0, lambda: w.resizeDocks([first], [max(300, w.height() * 2 // 5)],
                                                        Qt.Orientation.Vertical))

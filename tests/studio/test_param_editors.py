@@ -7,7 +7,7 @@ declaration with each list kind, as convolution and pooling layers declare them.
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QScrollArea, QSpinBox
 
 from engine.layers import REGISTRY
 from engine.layers.base import PARAM_KINDS, LayerType, ParamSpec
@@ -174,3 +174,40 @@ def test_scalar_kinds_commit_edits_and_setters_stay_silent(qtbot, spec, widget):
     if spec.kind == "int":
         assert editor.maximum() == 2**31 - 1  # a huge declared bound is clamped, not overflowed
 
+
+@pytest.mark.parametrize("size", [(1280, 800), (1600, 1000)])
+def test_a_convolutions_parameters_are_in_view_at_the_default_window_sizes(window, qtbot, size):
+    """The Inspector has the right column to itself (History is a bottom tab), the layer's
+    long help is cut to its opening with a More link, and nothing scrolls sideways."""
+    window.resize(*size)
+    window.default_dock_sizes()
+    node_id = edits.add_node(window.document, "Conv2D", pos=(0, 0))
+    window.scene.select_nodes([node_id])
+    insp = window.inspector
+    qtbot.wait(60)
+    assert window.tabifiedDockWidgets(window.docks["dock_history"])  # not split below the Inspector
+    scroll = insp.findChild(QScrollArea)
+    assert scroll.horizontalScrollBar().maximum() == 0
+    viewport = scroll.viewport()
+    for name in ("filters", "kernel_size", "stride", "padding"):
+        editor = insp.editors[name]
+        bottom = editor.mapTo(viewport, editor.rect().bottomRight()).y()
+        assert bottom <= viewport.height(), f"{name} is below the fold at {size}"
+    assert "More" in insp.help.text() and len(insp.help.text()) < len(REGISTRY["Conv2D"].help)
+    insp.help.linkActivated.emit("more")
+    assert "at every position" in insp.help.text() and "Less" in insp.help.text()
+    insp.help.linkActivated.emit("less")
+    assert "More" in insp.help.text()
+    window.document.undo_stack.setClean()
+
+
+def test_brief_keeps_whole_sentences_and_cuts_a_long_one_at_a_word():
+    from studio.text import brief
+
+    short = "Fully connected layer y = xW + b: every unit sees every input."
+    assert brief(short) == short
+    text = "One sentence, e.g. a short one. " + "Another " * 40
+    assert brief(text, limit=60) == "One sentence, e.g. a short one."
+    long = "word " * 60
+    cut = brief(long.strip(), limit=50)
+    assert cut.endswith("…") and len(cut) <= 51 and not cut[:-1].endswith(" ")
