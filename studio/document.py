@@ -62,6 +62,7 @@ class Document(QObject):
         super().__init__(parent)
         self._graph = graph if graph is not None else Graph()
         self._path = Path(path) if path else None
+        self._origin = ""
         self._report: ShapeReport | None = None
         self._batch_depth = 0
         self._pending = False
@@ -88,7 +89,7 @@ class Document(QObject):
 
     @property
     def display_name(self) -> str:
-        return self._path.name if self._path else "Untitled"
+        return self._path.name if self._path else (self._origin or "Untitled")
 
     @property
     def report(self) -> ShapeReport:
@@ -249,7 +250,7 @@ class Document(QObject):
                    params: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[int, Edge]]]:
         """Replace a node's parameters; returns the old ones and the wires dropped with
         their ports, with their indices in the edge list."""
-        before = [(i, e) for i, e in enumerate(self._graph.edges) if e.dst == node_id]
+        before = [(i, e) for i, e in enumerate(self._graph.edges) if node_id in (e.src, e.dst)]
         old = self._graph.set_params(node_id, params)
         self._report = None
         dropped = [(i, e) for i, e in before if e not in self._graph.edges]
@@ -277,11 +278,16 @@ class Document(QObject):
         return None
 
     # -- whole-document changes --------------------------------------------------------------
-    def reset(self, graph: Graph, path: str | Path | None = None) -> None:
-        """Show a different graph (new/open): history cleared, document clean."""
+    def reset(self, graph: Graph, path: str | Path | None = None, origin: str = "") -> None:
+        """Show a different graph (new/open): history cleared, document clean.
+
+        ``origin`` names where a graph without a file of its own came from (the ``.bpmodel``
+        it was read from), for the window title; saving still asks for a graph file name.
+        """
         self.check_editable()
         self._graph = graph
         self._path = Path(path) if path else None
+        self._origin = origin
         self._report = None
         self.undo_stack.clear()
         self.undo_stack.setClean()

@@ -22,7 +22,8 @@ from studio.layout import layered_layout
 
 Point = tuple[float, float]
 MIME_GRAPH = "application/x-backprop-studio-graph"
-PASTE_OFFSET = (40.0, 40.0)
+PASTE_GAP = 40.0  # between a pasted group and the cards it would otherwise cover
+PASTE_GRID = 20.0  # pasted positions stay on the canvas grid
 
 
 def add_node(doc: Document, type_name: str, params: Mapping[str, Any] | None = None,
@@ -199,7 +200,9 @@ def paste(doc: Document, text: str, size_of: SizeFn, at: Point | None = None,
     """Insert a graph-file JSON sub-graph; ids that clash are renamed; returns new ids.
 
     The sub-graph is checked by the engine (``Graph.from_json``) before anything changes.
-    Without ``at`` it lands :data:`PASTE_OFFSET` from where it was copied.
+    ``at`` puts the group's top-left corner there (the cursor); without it the group stays
+    where it was copied if that place is free, else moves down below the cards it would cover
+    (a paste never lands on top of its original).
     """
     doc.check_editable()
     sub = Graph.from_json(text, source="clipboard")
@@ -209,7 +212,7 @@ def paste(doc: Document, text: str, size_of: SizeFn, at: Point | None = None,
         apply_layout_in_place(sub, size_of)
     xs = [float(n.ui["x"]) for n in sub.nodes.values()]
     ys = [float(n.ui["y"]) for n in sub.nodes.values()]
-    dx, dy = ((at[0] - min(xs), at[1] - min(ys)) if at is not None else PASTE_OFFSET)
+    dx, dy = (at[0] - min(xs), at[1] - min(ys)) if at is not None else _free_offset(doc, sub, size_of)
     taken = set(doc.graph.nodes)
     rename: dict[str, str] = {}
     for old in sub.nodes:
@@ -224,6 +227,34 @@ def paste(doc: Document, text: str, size_of: SizeFn, at: Point | None = None,
         macro.add(cmd.Connect(doc, Edge(rename[e.src], e.src_port, rename[e.dst], e.dst_port), check=False))
     doc.push(macro)
     return [rename[n] for n in sub.nodes]
+
+
+def _card_rects(graph: Graph, size_of: SizeFn) -> list[tuple[float, float, float, float]]:
+    out = []
+    for node in graph.nodes.values():
+        x, y = node.ui.get("x"), node.ui.get("y")
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+            w, h = size_of(node)
+            out.append((float(x), float(y), float(w), float(h)))
+    return out
+
+
+def _free_offset(doc: Document, sub: Graph, size_of: SizeFn) -> Point:
+    """(0, dy): the smallest step down, in whole group heights, where no pasted card covers a card."""
+    pasted, taken = _card_rects(sub, size_of), _card_rects(doc.graph, size_of)
+    top = min(y for _, y, _, _ in pasted)
+    bottom = max(y + h for _, y, _, h in pasted)
+    step = -(-(bottom - top + PASTE_GAP) // PASTE_GRID) * PASTE_GRID
+
+    def clear(dy: float) -> bool:
+        g = PASTE_GAP / 2
+        return not any(px < tx + tw + g and tx < px + pw + g and py + dy < ty + th + g and ty < py + dy + ph + g
+                       for px, py, pw, ph in pasted for tx, ty, tw, th in taken)
+
+    dy = 0.0
+    while not clear(dy) and dy < 1000 * step:
+        dy += step
+    return 0.0, dy
 
 
 def duplicate(doc: Document, node_ids: Iterable[str], size_of: SizeFn) -> list[str]:

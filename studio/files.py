@@ -157,11 +157,11 @@ class FileController(QObject):
         graph = loaded.graph.copy()
         if edits.needs_layout(graph):
             edits.apply_layout_in_place(graph, card_size)
-        self.document.reset(graph, None)  # saving asks for a graph file name; the model file stays as it is
+        self.document.reset(graph, None, origin=path.name)  # saving asks for a graph file name
         remember_recent(path)
         self.modelLoaded.emit(loaded)
         self.status(f"Opened trained model {path.name}: {len(graph.nodes)} nodes; "
-                    "Train (F5) continues from its weights, File → Export writes them")
+                    "Continue Training (Ctrl+F5) trains on from its weights, File → Export writes them")
         self.opened.emit()
         return True
 

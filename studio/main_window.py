@@ -13,7 +13,7 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QMimeData, QPointF, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QCursor, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -37,10 +37,20 @@ from studio.icons import app_icon, icon
 from studio.panels.inspector import InspectorPanel
 from studio.panels.palette import PalettePanel, palette_entries
 from studio.panels.summary import SummaryPanel
+from studio.status import StatusMessage, dot
 
 APP_NAME = "Backprop Studio"
 STATE_VERSION = 1
 _open_windows: list["MainWindow"] = []
+
+
+def redo_keys() -> list[QKeySequence]:
+    """The platform's Redo keys plus Ctrl+Y, the Windows/Linux habit (Ctrl+Shift+Z stays)."""
+    keys = list(QKeySequence.keyBindings(QKeySequence.StandardKey.Redo))
+    for extra in ("Ctrl+Y", "Ctrl+Shift+Z"):
+        if QKeySequence(extra) not in keys:
+            keys.append(QKeySequence(extra))
+    return keys
 
 
 class MainWindow(QMainWindow):
@@ -109,10 +119,10 @@ class MainWindow(QMainWindow):
         self._action("close", "&Close Window", self.close, S.Close)
         self._action("quit", "&Quit", QApplication.closeAllWindows, S.Quit)
         self._action("undo", "&Undo", lambda: d.attempt(d.undo), S.Undo, "undo", "Undo the last edit")
-        self._action("redo", "&Redo", lambda: d.attempt(d.redo), S.Redo, "redo", "Redo")
+        self._action("redo", "&Redo", lambda: d.attempt(d.redo), redo_keys(), "redo", "Redo")
         self._action("cut", "Cu&t", self.cut, S.Cut)
         self._action("copy", "&Copy", self.copy, S.Copy)
-        self._action("paste", "&Paste", self.paste, S.Paste)
+        self._action("paste", "&Paste", lambda: self.paste(), S.Paste)
         self._action("duplicate", "D&uplicate", self.duplicate, "Ctrl+D", "duplicate",
                      "Duplicate the selection")
         self._action("delete", "&Delete", self.delete_selection, [S.Delete, "Backspace"], "delete",
@@ -121,8 +131,9 @@ class MainWindow(QMainWindow):
         self._action("rename", "&Rename Node", self.rename_selected, "F2")
         self._action("zoom_in", "Zoom &In", self.view.zoom_in, [S.ZoomIn, "Ctrl+="], "zoom-in", "Zoom in")
         self._action("zoom_out", "Zoom &Out", self.view.zoom_out, S.ZoomOut, "zoom-out", "Zoom out")
-        self._action("zoom_reset", "&Actual Size", self.view.reset_zoom, "Ctrl+0")
-        self._action("fit", "&Fit to View", self.view.fit_all, ["Home", "F"], "fit",
+        self._action("zoom_reset", "&Actual Size", lambda: self.view.reset_zoom(), "Ctrl+0", "zoom-reset",
+                     "Zoom to 100 % (Ctrl+0)")
+        self._action("fit", "&Fit to View", lambda: self.view.fit_all(), ["Home", "F"], "fit",
                      "Show the whole graph (or the selection)")
         self._action("layout", "Auto-&Layout", self.auto_layout, "Ctrl+L", "layout",
                      "Arrange the graph in columns, left to right")
@@ -181,7 +192,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([a["duplicate"], a["delete"]])
         tb.addSeparator()
-        tb.addActions([a["zoom_out"], a["zoom_in"], a["fit"], a["layout"]])
+        tb.addActions([a["zoom_out"], a["zoom_in"], a["zoom_reset"], a["fit"], a["layout"]])
         self.add_toolbar(tb)
 
     def _create_panels(self) -> None:
@@ -204,6 +215,8 @@ class MainWindow(QMainWindow):
 
     def _create_status_bar(self) -> None:
         bar = self.statusBar()
+        self.message = StatusMessage()
+        bar.addWidget(self.message, 1)
         self.problems_label = QLabel()
         self.zoom_label = QLabel("100%")
         self.zoom_label.setMinimumWidth(48)
@@ -216,7 +229,7 @@ class MainWindow(QMainWindow):
         d.pathChanged.connect(self._update_title)
         d.modifiedChanged.connect(self._update_title)
         d.changed.connect(self._update_problems)
-        d.editRefused.connect(lambda msg: self.show_status(f"⚠ {msg}", 10000))
+        d.editRefused.connect(lambda msg: self.show_status(msg, 10000, warning=True))
         d.lockChanged.connect(self._on_lock_changed)
         st = d.undo_stack
         st.canUndoChanged.connect(lambda ok: self.actions["undo"].setEnabled(ok and d.editable))
@@ -224,14 +237,14 @@ class MainWindow(QMainWindow):
         st.undoTextChanged.connect(lambda t: self.actions["undo"].setText(f"&Undo {t}".strip()))
         st.redoTextChanged.connect(lambda t: self.actions["redo"].setText(f"&Redo {t}".strip()))
         s.selectionChanged.connect(self._on_selection_changed)
-        s.message.connect(lambda msg: self.show_status(msg, 6000))
+        s.message.connect(lambda msg: self.show_status(msg, 6000, warning=True))
         s.nodeActivated.connect(lambda _id: self.rename_selected())
         s.contextMenuRequested.connect(self._on_context_menu)
         self.view.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         self.view.layerDropped.connect(self._on_layer_dropped)
         self.palette_panel.addRequested.connect(self.add_layer_at_center)
         self.summary.nodeClicked.connect(self._on_summary_clicked)
-        self.inspector.refused.connect(lambda msg: self.show_status(f"⚠ {msg}", 10000))
+        self.inspector.refused.connect(lambda msg: self.show_status(msg, 10000, warning=True))
         self.files.opened.connect(self._on_opened)
         self._update_problems()
 
@@ -267,8 +280,13 @@ class MainWindow(QMainWindow):
         return menu
 
     # -- status --------------------------------------------------------------------------------
-    def show_status(self, text: str, timeout: int = 5000) -> None:
-        self.statusBar().showMessage(text, timeout)
+    def show_status(self, text: str, timeout: int = 5000, warning: bool = False) -> None:
+        """A message in the status bar for ``timeout`` ms, elided to fit (full text as tooltip)."""
+        self.message.show_message(text, timeout, warning)
+
+    def status_text(self) -> str:
+        """The status bar's current message, whole."""
+        return self.message.text
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.document.display_name}[*] — {APP_NAME}")
@@ -281,11 +299,13 @@ class MainWindow(QMainWindow):
         _, total = graph.summary()
         counts = f"{len(graph.nodes)} nodes · {total:,} params"
         if problems:
-            self.problems_label.setText(f"{counts} · <span style='color:{theme.colors().error.name()}'>"
-                                        f"⚠ {len(problems)} problem{'s' if len(problems) > 1 else ''}</span>")
+            self.problems_label.setText(f"{html.escape(counts)} · "
+                                        + dot(theme.colors().error, f"{len(problems)} problem"
+                                              f"{'s' if len(problems) > 1 else ''}"))
             self.problems_label.setToolTip("<br>".join(html.escape(str(p)) for p in problems))
         else:
-            self.problems_label.setText(f"{counts} · ✓ ready" if graph.nodes else "empty graph")
+            self.problems_label.setText(f"{html.escape(counts)} · {dot(theme.colors().ok, 'ready')}"
+                                        if graph.nodes else "empty graph")
             self.problems_label.setToolTip("")
 
     # -- editing ------------------------------------------------------------------------------
@@ -349,7 +369,9 @@ class MainWindow(QMainWindow):
             self.document.attempt(edits.delete, self.document, self.scene.selected_node_ids(),
                                   text=f"Cut {len(self.scene.selected_node_ids())} nodes")
 
-    def paste(self) -> None:
+    def paste(self, scene_pos: QPointF | None = None) -> None:
+        """Paste at ``scene_pos`` (the context menu's point), at the mouse when Ctrl+V is
+        pressed over the canvas, or else beside what was copied."""
         data = QApplication.clipboard().mimeData()
         if data is not None and data.hasFormat(edits.MIME_GRAPH):
             text = bytes(data.data(edits.MIME_GRAPH)).decode("utf-8")
@@ -358,7 +380,20 @@ class MainWindow(QMainWindow):
         if not text.strip():
             self.show_status("Nothing to paste")
             return
-        self._select_new(self.document.attempt(edits.paste, self.document, text, card_size))
+        at = self._paste_point(scene_pos)
+        self._select_new(self.document.attempt(edits.paste, self.document, text, card_size, at))
+
+    def _paste_point(self, scene_pos: QPointF | None) -> tuple[float, float] | None:
+        if scene_pos is None:
+            viewport = self.view.viewport()
+            local = viewport.mapFromGlobal(QCursor.pos())
+            if not (self.view.underMouse() and viewport.rect().contains(local)):
+                return None
+            scene_pos = self.view.mapToScene(local)
+        x, y = scene_pos.x(), scene_pos.y()
+        if self.scene.snap_to_grid:
+            x, y = round(x / GRID) * GRID, round(y / GRID) * GRID
+        return x, y
 
     def duplicate(self) -> None:
         ids = self.scene.selected_node_ids()
@@ -409,7 +444,8 @@ class MainWindow(QMainWindow):
         for key in ("paste", "layout"):
             self.actions[key].setEnabled(not reason)
         self._on_selection_changed()
-        self.show_status(f"Editing locked: {reason}" if reason else "Editing unlocked", 8000)
+        if reason:  # unlocking says nothing: the run's own result is the message to keep
+            self.show_status(f"Editing locked: {reason}", 8000)
 
     def _on_snap_toggled(self, on: bool) -> None:
         self.scene.snap_to_grid = on
@@ -427,7 +463,10 @@ class MainWindow(QMainWindow):
                 act = sub.addAction(entry.title)
                 act.triggered.connect(
                     lambda _=False, e=entry, p=scene_pos: self._add_layer(e.type, e.params, e.base, p))
-        menu.addActions([a["paste"], a["select_all"]])
+        paste_here = menu.addAction("Paste Here")
+        paste_here.setEnabled(a["paste"].isEnabled())
+        paste_here.triggered.connect(lambda _=False, p=scene_pos: self.paste(p))
+        menu.addAction(a["select_all"])
         menu.addSeparator()
         menu.addActions([a["fit"], a["layout"]])
         menu.exec(screen_pos)
@@ -478,7 +517,7 @@ class MainWindow(QMainWindow):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
-            for act in self.actions.values():
+            for act in self.findChildren(QAction):  # the training toolbar's too
                 name = act.property("icon_name")
                 if name:
                     act.setIcon(icon(name))

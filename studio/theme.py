@@ -126,29 +126,58 @@ def _palette(dark: bool) -> QPalette:
     return p
 
 
-_system_palette: QPalette | None = None
+_mode = "system"
+_following: set[int] = set()
+
+
+def current_mode() -> str:
+    """The mode last applied: "system", "light" or "dark"."""
+    return _mode
+
+
+def platform_scheme() -> Qt.ColorScheme:
+    """What the desktop asks for (Unknown where the platform does not say, e.g. offscreen)."""
+    return QGuiApplication.styleHints().colorScheme()
+
+
+def wants_dark(mode: str, scheme: Qt.ColorScheme, palette_dark: bool) -> bool:
+    """Whether ``mode`` means a dark window, given the platform's scheme and palette."""
+    if mode in ("light", "dark"):
+        return mode == "dark"
+    if scheme == Qt.ColorScheme.Dark:
+        return True
+    if scheme == Qt.ColorScheme.Light:
+        return False
+    return palette_dark  # the platform says nothing: its palette decides
 
 
 def apply_theme(mode: str) -> None:
-    """Follow the system scheme (``"system"``) or force ``"light"``/``"dark"``.
+    """Follow the platform (``"system"``) or force ``"light"``/``"dark"``, for the whole window.
 
     Forcing first asks the platform (Qt ≥ 6.8 can switch native themes); where the platform
-    cannot (offscreen, older desktops) an explicit palette is installed instead.
+    cannot (offscreen, older desktops) an explicit palette is installed instead. "System"
+    keeps following the desktop when it switches later. Then the style sheet is applied
+    again: widgets polished by a style sheet keep the palette they were polished with
+    (canvas, panels and plots stayed light, toolbar texts took the wrong colours).
     """
-    global _system_palette
+    global _mode
     app = QGuiApplication.instance()
     if app is None:
         return
-    if _system_palette is None:
-        _system_palette = QPalette(QGuiApplication.palette())
+    _mode = mode if mode in THEMES else "system"
     hints = QGuiApplication.styleHints()
-    if mode not in ("light", "dark"):
+    if id(hints) not in _following and hasattr(hints, "colorSchemeChanged"):
+        _following.add(id(hints))
+        hints.colorSchemeChanged.connect(lambda *_: apply_theme(_mode) if _mode == "system" else None)
+    if _mode == "system":
         if hasattr(hints, "unsetColorScheme"):
             hints.unsetColorScheme()
-        QGuiApplication.setPalette(_system_palette)
-        return
-    want = Qt.ColorScheme.Dark if mode == "dark" else Qt.ColorScheme.Light
-    if hasattr(hints, "setColorScheme"):
-        hints.setColorScheme(want)
-    if is_dark(QGuiApplication.palette()) != (mode == "dark"):
-        QGuiApplication.setPalette(_palette(mode == "dark"))
+    elif hasattr(hints, "setColorScheme"):
+        hints.setColorScheme(Qt.ColorScheme.Dark if _mode == "dark" else Qt.ColorScheme.Light)
+    QGuiApplication.setPalette(QPalette())  # the platform's own palette for its scheme
+    dark = wants_dark(_mode, platform_scheme(), is_dark(QGuiApplication.palette()))
+    if is_dark(QGuiApplication.palette()) != dark:
+        QGuiApplication.setPalette(_palette(dark))
+    sheet = getattr(app, "styleSheet", lambda: "")()
+    if sheet:
+        app.setStyleSheet(sheet)  # re-polish every widget with the new palette

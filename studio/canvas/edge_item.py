@@ -71,7 +71,8 @@ class EdgeItem(QGraphicsPathItem):
         self.setToolTip(f"{self.edge.source} → {self.edge.target}: {text}")
 
     def endpoints(self) -> tuple[QPointF, QPointF]:
-        a = self.src.output.scene_center()
+        out = self.src.output_port(self.edge.src_port)
+        a = out.scene_center() if out is not None else self.src.scenePos()
         port = self.dst.input_port(self.edge.dst_port)
         b = port.scene_center() if port is not None else self.dst.scenePos()
         return a, b

@@ -59,7 +59,7 @@ class NewLink(Interaction):
             if edge is not None:  # pick the existing wire up from its loose end
                 self.picked = edge
                 scene.item_for_edge[edge].setVisible(False)
-                port = scene.item_for_node[edge.src].output
+                port = scene.item_for_node[edge.src].output_port(edge.src_port) or port
         self.anchor = port
         self.target: PortItem | None = None
         self.problem: str | None = None

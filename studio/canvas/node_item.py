@@ -1,6 +1,11 @@
 """A node card: coloured header (category) with name and type, key parameters, output
 shape and parameter count, typed ports, and a problem badge showing the engine's message.
 
+Ports follow the layer's declaration: one input port per ``Node.input_ports()`` on the left
+edge and one output port per ``Node.output_ports()`` on the right (Split's ``out0``,
+``out1``, …; a recurrent layer's ``out`` and ``state``), labelled when there is more than
+one; the card grows to fit the longer side.
+
 The card reads everything from the Document in :meth:`NodeItem.sync`; it never computes a
 shape or validates anything itself. ``set_tint`` is the hook for overlays (e.g. a later
 gradient-norm heat map): a colour washes the card body, None removes it.
@@ -19,6 +24,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsItem, QStyleOptionGraphicsI
 from engine.graph import Edge, Node
 from studio import theme
 from studio.canvas.port_item import PortItem
+from studio.text import readable
 
 if TYPE_CHECKING:
     from studio.canvas.edge_item import EdgeItem
@@ -37,9 +43,23 @@ WARNING = QColor("#d99a1e")  # amber: works, but probably not what was meant (a 
 
 
 def card_size(node: Node) -> tuple[float, float]:
-    """Width and height of a node's card: depends only on its number of input ports."""
-    n_in = len(node.input_ports())
-    return WIDTH, max(MIN_HEIGHT, HEADER + 10 + n_in * PORT_GAP)
+    """Width and height of a node's card: tall enough for its longer side of ports."""
+    ports = max(len(node.input_ports()), len(node.output_ports()))
+    return WIDTH, max(MIN_HEIGHT, HEADER + 10 + ports * PORT_GAP)
+
+
+def port_offsets(count: int, height: float) -> list[float]:
+    """The y of ``count`` ports stacked PORT_GAP apart, centred on the card's body."""
+    body_mid = HEADER + (height - HEADER) / 2
+    first = body_mid - (count - 1) * PORT_GAP / 2
+    return [first + i * PORT_GAP for i in range(count)]
+
+
+def format_port_shapes(shapes: list[tuple[int, ...] | None]) -> str:
+    """The card's output text: one shape, or each port's (``24 · 24`` for a Split)."""
+    if all(s is None for s in shapes):
+        return "?"
+    return " · ".join(format_shape(s) for s in shapes)
 
 
 def format_shape(shape: tuple[int, ...] | None) -> str:
@@ -69,10 +89,10 @@ class Wiring:
 
     def __init__(self, doc: "Document") -> None:
         self.into: dict[str, dict[str, Edge]] = {}
-        self.feeding: set[str] = set()
+        self.feeding: set[tuple[str, str]] = set()  # (node, output port) that feed a wire
         for e in doc.graph.edges:
             self.into.setdefault(e.dst, {})[e.dst_port] = e
-            self.feeding.add(e.src)
+            self.feeding.add((e.src, e.src_port))
         self.problems: dict[str, str] = {}
         for problem in doc.report.problems:
             if problem.node is not None:
@@ -152,7 +172,7 @@ class NodeItem(QGraphicsItem):
         self.tint: QColor | None = None
         self.edges: set["EdgeItem"] = set()
         self.inputs: dict[str, PortItem] = {}
-        self.output = PortItem(self, "out", "out")
+        self.outputs: dict[str, PortItem] = {}
         self.badge = BadgeItem(self)
         self.badge.setVisible(False)
         self._size = card_size(node)
@@ -164,22 +184,22 @@ class NodeItem(QGraphicsItem):
             | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
         )
         self.setAcceptHoverEvents(True)
-        self._build_ports(node.input_ports())
+        self._build_ports(node.input_ports(), node.output_ports())
 
     # -- geometry ------------------------------------------------------------------------
-    def _build_ports(self, names: tuple[str, ...]) -> None:
+    def _build_ports(self, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
         self.prepareGeometryChange()
-        for port in self.inputs.values():
+        for port in (*self.inputs.values(), *self.outputs.values()):
             port.setParentItem(None)
             if port.scene() is not None:
                 port.scene().removeItem(port)
-        self.inputs = {name: PortItem(self, "in", name) for name in names}
         w, h = self._size
-        body_mid = HEADER + (h - HEADER) / 2
-        first = body_mid - (len(names) - 1) * PORT_GAP / 2
-        for i, port in enumerate(self.inputs.values()):
-            port.setPos(0.0, first + i * PORT_GAP)
-        self.output.setPos(w, body_mid)
+        self.inputs = {name: PortItem(self, "in", name) for name in inputs}
+        self.outputs = {name: PortItem(self, "out", name) for name in outputs}
+        for port, y in zip(self.inputs.values(), port_offsets(len(inputs), h), strict=True):
+            port.setPos(0.0, y)
+        for port, y in zip(self.outputs.values(), port_offsets(len(outputs), h), strict=True):
+            port.setPos(w, y)
         self.badge.setPos(w - 2, 2)
         self._path = QPainterPath()
         self._path.addRoundedRect(QRectF(0, 0, w, h), RADIUS, RADIUS)
@@ -193,6 +213,14 @@ class NodeItem(QGraphicsItem):
 
     def input_port(self, name: str) -> PortItem | None:
         return self.inputs.get(name)
+
+    def output_port(self, name: str) -> PortItem | None:
+        return self.outputs.get(name)
+
+    @property
+    def output(self) -> PortItem:
+        """The primary output port (the first declared)."""
+        return next(iter(self.outputs.values()))
 
     def boundingRect(self) -> QRectF:
         w, h = self._size
@@ -219,7 +247,8 @@ class NodeItem(QGraphicsItem):
             count = node.layer.param_count(node.params, in_shapes)  # type: ignore[arg-type]
         self.type_name = node.type
         self.key_text = node.layer.summary_text(node.params)
-        self.shape_text = format_shape(shape)
+        port_shapes = [report.port_shapes.get((self.node_id, p)) for p in self.outputs]
+        self.shape_text = format_shape(shape) if len(port_shapes) < 2 else format_port_shapes(port_shapes)
         self.count_text = format_count(count) if count else ""
         steps = time_steps(node.layer.category, in_shapes)
         self.time_text = f"× {steps}" if steps else ""
@@ -231,24 +260,26 @@ class NodeItem(QGraphicsItem):
                               + ("<br><i>Select the node: the Inspector offers a fix.</i>" if self.warnings else ""))
         self.badge.update()
         unrolled = f"<br>Unrolled over T = {steps} time steps (× {steps})." if steps else ""
-        self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{node.layer.help}{unrolled}")
+        self.setToolTip(f"<b>{self.node_id}</b> — {node.type}<br>{html.escape(readable(node.layer.help))}{unrolled}")
         sources = wiring.into.get(self.node_id, {})
         for i, (name, port) in enumerate(self.inputs.items()):
             edge = sources.get(name)
             got = in_shapes[i] if i < len(in_shapes) else None
             tip = f"input '{name}'" + (f" ← {edge.src} ({format_shape(got)})" if edge else " (not connected)")
             port.set_state(len(got) if got else None, edge is not None, tip)
-        used = self.node_id in wiring.feeding
-        self.output.set_state(len(shape) if shape else None, used,
-                              f"output {format_shape(shape)}; drag to an input port to connect")
+        for (name, port), got in zip(self.outputs.items(), port_shapes, strict=True):
+            what = f"output '{name}' {format_shape(got)}" if len(self.outputs) > 1 else f"output {format_shape(got)}"
+            port.set_state(len(got) if got else None, (self.node_id, name) in wiring.feeding,
+                           f"{what}; drag to an input port to connect")
         self.update()
 
     def rebuild_ports(self, node: Node) -> None:
-        """Match the input ports (and card size) to the node's current parameters."""
-        ports = node.input_ports()
-        if tuple(self.inputs) != ports or card_size(node) != self._size:
+        """Match the ports (and card size) to the node's current parameters (Add's
+        ``inputs``, Split's ``parts``); wires find their ports again by name."""
+        inputs, outputs = node.input_ports(), node.output_ports()
+        if (tuple(self.inputs), tuple(self.outputs)) != (inputs, outputs) or card_size(node) != self._size:
             self._size = card_size(node)
-            self._build_ports(ports)
+            self._build_ports(inputs, outputs)
 
     def set_tint(self, color: QColor | None) -> None:
         """Overlay hook: wash the card body with ``color`` (its alpha is respected)."""
@@ -301,17 +332,12 @@ class NodeItem(QGraphicsItem):
         fm = QFontMetricsF(fonts.title)
         name = fm.elidedText(self.node_id, Qt.TextElideMode.ElideRight, w - 2 * pad - type_w - 8)
         painter.drawText(QRectF(pad, 0, w - 2 * pad, HEADER), LEFT, name)
-        left = pad + (22.0 if len(self.inputs) > 1 else 2.0)
-        if len(self.inputs) > 1:
-            painter.setFont(fonts.small)
-            painter.setPen(c.text_dim)
-            for port_name, port in self.inputs.items():
-                y = port.pos().y()
-                painter.drawText(QRectF(8, y - 8, 28, 16), LEFT, port_name)
+        left = pad + 2.0 + self._paint_port_labels(painter, c, self.inputs, 8.0, LEFT)
+        right = pad + self._paint_port_labels(painter, c, self.outputs, w - 8.0, RIGHT)
         painter.setFont(fonts.body)
         painter.setPen(c.text)
         fmb = QFontMetricsF(fonts.body)
-        inner = w - left - pad
+        inner = w - left - right
         top = HEADER + 6
         time_w = fmb.horizontalAdvance(self.time_text) + 8 if self.time_text else 0.0
         key = fmb.elidedText(self.key_text or "—", Qt.TextElideMode.ElideRight, inner - time_w)
@@ -324,6 +350,21 @@ class NodeItem(QGraphicsItem):
         painter.drawText(row2, LEFT, f"→ {self.shape_text}")
         if self.count_text:
             painter.drawText(row2, RIGHT, self.count_text)
+
+    @staticmethod
+    def _paint_port_labels(painter: QPainter, c: theme.CanvasColors, ports: dict[str, PortItem],
+                           edge_x: float, align: Qt.AlignmentFlag) -> float:
+        """Names beside the ports when a side has several; returns the width they take."""
+        if len(ports) < 2:
+            return 0.0
+        font = _Fonts.get().small
+        width = max(QFontMetricsF(font).horizontalAdvance(name) for name in ports) + 4
+        painter.setFont(font)
+        painter.setPen(c.text_dim)
+        x = edge_x if align == LEFT else edge_x - width
+        for name, port in ports.items():
+            painter.drawText(QRectF(x, port.pos().y() - 8, width, 16), align, name)
+        return width + 6.0
 
     # -- movement --------------------------------------------------------------------------
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):  # noqa: N802 (Qt name)

@@ -126,12 +126,12 @@ class EditorScene(QGraphicsScene):
     def refresh(self) -> None:
         """Re-read shapes, counts, problems and labels after an edit (one shape inference)."""
         doc = self.document
-        shapes = doc.report.shapes
+        shapes = doc.report.port_shapes
         wiring = Wiring(doc)
         for item in self.item_for_node.values():
             item.sync(doc, wiring)
         for edge, item in self.item_for_edge.items():
-            item.set_label(format_shape(shapes.get(edge.src)))
+            item.set_label(format_shape(shapes.get((edge.src, edge.src_port))))
 
     def _on_lock_changed(self, reason: str) -> None:
         for item in self.item_for_node.values():
@@ -175,7 +175,7 @@ class EditorScene(QGraphicsScene):
         for item in self.items(pos):
             if isinstance(item, NodeItem) and (exclude is None or item is not exclude.parentItem()):
                 want = "in" if exclude is None or exclude.kind == "out" else "out"
-                ports = list(item.inputs.values()) if want == "in" else [item.output]
+                ports = list((item.inputs if want == "in" else item.outputs).values())
                 if ports:
                     return min(ports, key=lambda p: QLineF(p.scene_center(), pos).length())
         return None

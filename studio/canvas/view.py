@@ -14,6 +14,9 @@ from studio.canvas.scene import EditorScene
 
 MIME_LAYER = "application/x-backprop-studio-layer"
 MIN_ZOOM, MAX_ZOOM = 0.05, 4.0
+FIT_MARGIN = 40.0  # scene units left around the graph by Fit to View
+FIT_MAX_ZOOM = 1.25  # Fit never magnifies a small graph beyond this
+READABLE_ZOOM = 0.5  # below this, card texts are too small to read: the first view shows the start instead
 
 
 class EditorView(QGraphicsView):
@@ -84,8 +87,10 @@ class EditorView(QGraphicsView):
     def reset_zoom(self) -> None:
         self.set_zoom(1.0)
 
-    def fit_all(self, max_zoom: float = 1.25) -> None:
-        """Show every node (or the selection, if any), never magnified beyond ``max_zoom``."""
+    def fit_all(self, *, max_zoom: float = FIT_MAX_ZOOM) -> None:
+        """Show every node (or the selection, if any) with a margin, never magnified beyond
+        ``max_zoom``. Keyword-only: a QAction's ``triggered(bool)`` passed positionally once
+        made this ``max_zoom=False`` and zoomed every graph down to a speck."""
         scene = self.editor_scene
         selected = [scene.item_for_node[n] for n in scene.selected_node_ids()]
         rect = QRectF()
@@ -96,14 +101,15 @@ class EditorView(QGraphicsView):
             self.centerOn(0, 0)
             self.zoomChanged.emit(1.0)
             return
-        rect = rect.adjusted(-40, -40, 40, 40)
+        m = FIT_MARGIN
+        rect = rect.adjusted(-m, -m, m, m)
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         if self.zoom_level() > max_zoom:
             self.set_zoom(max_zoom)
         self.centerOn(rect.center())
         self.zoomChanged.emit(self.zoom_level())
 
-    def show_start(self, min_zoom: float = 0.45, zoom: float = 0.85) -> None:
+    def show_start(self, min_zoom: float = READABLE_ZOOM, zoom: float = 0.85) -> None:
         """Fit everything if that stays readable; otherwise show the inputs' end of the
         graph at a readable zoom (a 200-layer network fitted whole is a grey line)."""
         self.fit_all()
@@ -118,7 +124,7 @@ class EditorView(QGraphicsView):
             rect = rect.united(item.sceneBoundingRect())
         self.set_zoom(zoom)
         view_w = self.viewport().width() / zoom
-        self.centerOn(QPointF(rect.left() - 40 + view_w / 2, rect.center().y()))
+        self.centerOn(QPointF(rect.left() - FIT_MARGIN + view_w / 2, rect.center().y()))
         self.zoomChanged.emit(self.zoom_level())
 
     def center_scene_pos(self) -> QPointF:

@@ -37,12 +37,13 @@ from PySide6.QtWidgets import (
 
 from engine.data import GENERATORS, class_balance, make_dataset, read_table_preview
 from engine.errors import BackpropError
+from studio.panels.editors import FloatSpinBox, format_ints, parse_ints
 from studio.panels.image_samples import FILE_FILTER, ImageSampleGrid, file_spec
-from studio.panels.inspector import FloatSpinBox, format_ints, parse_ints
 from studio.panels.param_form import ParamForm
 from studio.panels.training_panel import commit_training
 from studio.plots.boundary import class_color
-from studio.plots.common import palette_colors
+from studio.plots.common import palette_colors, theme_plot_widget
+from studio.text import readable
 
 PREVIEW_POINTS = 1500
 
@@ -105,7 +106,7 @@ class DatasetPanel(QWidget):
         self.generator = QComboBox()
         for name, spec in GENERATORS.items():
             self.generator.addItem(name, name)
-            self.generator.setItemData(self.generator.count() - 1, spec.help, 3)  # tooltip role
+            self.generator.setItemData(self.generator.count() - 1, readable(spec.help), 3)  # tooltip role
         self.generator.currentIndexChanged.connect(
             lambda _: self._set_generator(self.generator.currentData()))
         self.gen_help = QLabel()
@@ -192,6 +193,7 @@ class DatasetPanel(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(180)
         self.plot.setMenuEnabled(False)
+        theme_plot_widget(self.plot)
         self.scatter = pg.ScatterPlotItem(size=5)
         self.plot.addItem(self.scatter)
         self.summary = QLabel()
@@ -338,7 +340,7 @@ class DatasetPanel(QWidget):
                 name = spec.get("name", "xor")
                 self.generator.setCurrentIndex(max(0, self.generator.findData(name)))
                 if name in GENERATORS:
-                    self.gen_help.setText(GENERATORS[name].help)
+                    self.gen_help.setText(readable(GENERATORS[name].help))
                     self.gen_form.set_specs(GENERATORS[name].params)
                     self.gen_form.set_values(spec)
             else:
@@ -464,4 +466,4 @@ class DatasetPanel(QWidget):
     def _on_lock(self, reason: str) -> None:
         self.body.setEnabled(not reason)
         self.lock_note.setVisible(bool(reason))
-        self.lock_note.setText(f"🔒 {reason}" if reason else "")
+        self.lock_note.setText(f"Locked: {reason}" if reason else "")

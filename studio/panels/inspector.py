@@ -1,8 +1,9 @@
 """The inspector: an editor for the selected node, generated from its ParamSpecs.
 
-Each parameter kind has one widget factory (int → spin box with the declared range, float →
-spin box, bool → check box, choice → combo box, ints/str → line edit); help texts become
-tooltips and ``enabled_when`` greys out what does not apply. Values go through
+The widgets come from the one factory for every parameter kind (:mod:`studio.panels.editors`:
+spin boxes, check box, combo box, a row of bounded spin boxes for a fixed-length list, a
+combo plus numbers for "a word or numbers"); help texts become tooltips and
+``enabled_when`` greys out what does not apply. Values go through
 ``studio.edits.set_param``, so the layer declaration is the only judge: a refused value is
 reverted and the engine's reason is shown under the form. The name field renames the node.
 """
@@ -10,22 +11,17 @@ reverted and the engine's reason is shown under the form. The name field renames
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QLabel,
     QLineEdit,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -34,65 +30,10 @@ from engine.errors import BackpropError
 from engine.layers.base import ParamSpec
 from studio import edits, theme
 from studio.document import Document
+from studio.panels.editors import make_editor
 from studio.panels.size_arithmetic import SizeArithmeticBox
-
-INT_LIMIT = 2**31 - 1
-FLOAT_LIMIT = 1e12
-
-
-class FloatSpinBox(QDoubleSpinBox):
-    """A double spin box that shows ``0.01`` rather than ``0.010000``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setDecimals(20)  # tiny bounds such as ε = 1e-12 must survive rounding
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt name)
-        return f"{value:.6g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802
-        try:
-            return float(text.replace(",", "."))
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):  # noqa: D102
-        from PySide6.QtGui import QValidator
-
-        if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d*)?([eE][-+]?\d*)?", text.strip()):
-            ok = QValidator.State.Acceptable if _is_float(text) else QValidator.State.Intermediate
-            return ok, text, pos
-        return QValidator.State.Invalid, text, pos
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def parse_ints(text: str, spec: ParamSpec | None = None) -> Any:
-    """``"1, 28, 28"`` or ``"1×28×28"`` → ``[1, 28, 28]``; anything else is passed through
-    unchanged so the engine's declaration refuses it with its own message. With ``spec``:
-    one of its choices (``same``) is kept as text, and one number for a fixed-length list
-    stays a number (``5`` → kernel 5×5)."""
-    word = text.strip().strip("\"'")
-    if spec is not None and word in spec.choices:
-        return word
-    parts = [p for p in re.split(r"[\s,×x*()\[\]]+", text.strip()) if p]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        return text
-    if not values:
-        return text
-    return values[0] if spec is not None and spec.length and len(values) == 1 else values
-
-
-def format_ints(value: Any) -> str:
-    return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+from studio.status import dot
+from studio.text import brief, readable
 
 
 class InspectorPanel(QWidget):
@@ -122,8 +63,13 @@ class InspectorPanel(QWidget):
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.help = QLabel()
         self.help.setWordWrap(True)
+        self.help.setTextFormat(Qt.TextFormat.RichText)
         self.help.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.help.linkActivated.connect(self._on_help_link)
+        self._help_text = ""
         self.form = QFormLayout()
+        # a label goes above its editor when both do not fit side by side (a narrow dock)
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.name_edit = QLineEdit()
@@ -171,12 +117,11 @@ class InspectorPanel(QWidget):
         color = theme.category_color(layer.category).name()
         self.title.setText(f"<span style='color:{color}; font-size:large'>■</span> "
                            f"<b style='font-size:large'>{html.escape(node.type)}</b>")
-        self.help.setText(layer.help)
-        self.help.show()
+        self._show_help(readable(layer.help), full=False)
         self.form.setRowVisible(0, True)
         for spec in layer.params:
-            editor, setter = self._make_editor(spec)
-            editor.setToolTip(f"<p style='white-space:normal'>{html.escape(spec.help)}<br>"
+            editor, setter = make_editor(spec, lambda value, name=spec.name: self._commit(name, value))
+            editor.setToolTip(f"<p style='white-space:normal'>{html.escape(readable(spec.help))}<br>"
                               f"<i>{html.escape(spec.describe_range())}</i></p>")
             label = QLabel(spec.name.replace("_", " ").capitalize())
             label.setToolTip(editor.toolTip())
@@ -187,6 +132,20 @@ class InspectorPanel(QWidget):
         if not layer.params:
             self.form.addRow(QLabel("<i>No parameters.</i>"))
         self._load_values()
+
+    def _show_help(self, text: str, full: bool) -> None:
+        """The layer's help, cut to its opening (with a link to the rest) so that the
+        parameters stay in view; a convolution's help alone fills a small dock."""
+        self._help_text = text
+        short = brief(text)
+        if full or short == text:
+            self.help.setText(html.escape(text) + ("" if short == text else " <a href='less'>Less</a>"))
+        else:
+            self.help.setText(html.escape(short) + " <a href='more'>More…</a>")
+        self.help.setToolTip("" if full else f"<p style='white-space:normal'>{html.escape(text)}</p>")
+
+    def _on_help_link(self, link: str) -> None:
+        self._show_help(self._help_text, full=link == "more")
 
     def _show_empty(self, count: int) -> None:
         g = self.document.graph
@@ -199,44 +158,6 @@ class InspectorPanel(QWidget):
         self.form.setRowVisible(0, False)
         self.problem.clear()
 
-    def _make_editor(self, spec: ParamSpec) -> tuple[QWidget, Callable[[Any], None]]:
-        commit = lambda value, name=spec.name: self._commit(name, value)  # noqa: E731
-        if spec.kind == "int":
-            w = QSpinBox()
-            w.setRange(int(spec.min) if spec.min is not None else -INT_LIMIT,
-                       int(spec.max) if spec.max is not None else INT_LIMIT)
-            w.setKeyboardTracking(False)
-            w.valueChanged.connect(commit)
-            return w, w.setValue
-        if spec.kind == "float":
-            f = FloatSpinBox()
-            f.setRange(spec.min if spec.min is not None else -FLOAT_LIMIT,
-                       spec.max if spec.max is not None else FLOAT_LIMIT)
-            f.setKeyboardTracking(False)
-            if spec.log_scale:
-                f.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
-            else:
-                f.setSingleStep(0.1 if (spec.max or 1.0) > 1 else 0.01)
-            f.valueChanged.connect(commit)
-            return f, f.setValue
-        if spec.kind == "bool":
-            c = QCheckBox()
-            c.toggled.connect(commit)
-            return c, c.setChecked
-        if spec.kind == "choice":
-            box = QComboBox()
-            box.addItems(list(spec.choices))
-            box.currentTextChanged.connect(commit)
-            return box, box.setCurrentText
-        line = QLineEdit()
-        if spec.is_list:
-            hint = "e.g. 1, 28, 28" if not spec.choices else " or ".join(spec.choices) + " or e.g. 1, 1"
-            line.setPlaceholderText(hint)
-            line.editingFinished.connect(lambda le=line: self._commit(spec.name, parse_ints(le.text(), spec)))
-            return line, lambda v, le=line: le.setText(format_ints(v))
-        line.editingFinished.connect(lambda le=line: self._commit(spec.name, le.text()))
-        return line, lambda v, le=line: le.setText(str(v))
-
     # -- values ---------------------------------------------------------------------------
     def _load_values(self) -> None:
         """Show the node's current values without triggering edits."""
@@ -246,18 +167,13 @@ class InspectorPanel(QWidget):
         if self.name_edit.text() != node.id:
             self.name_edit.setText(node.id)
         for name, setter in self._setters.items():
-            editor = self.editors[name]
-            editor.blockSignals(True)
-            try:
-                setter(node.params[name])
-            finally:
-                editor.blockSignals(False)
-            editor.setEnabled(self._specs[name].is_enabled(node.params))
+            setter(node.params[name])  # the factory's setters never commit
+            self.editors[name].setEnabled(self._specs[name].is_enabled(node.params))
         self.arithmetic.show_node(self.node_id)
         problem = self.document.problem_for(self.node_id)
         if problem:
             color = theme.colors().error.name()
-            self.problem.setText(f"<span style='color:{color}'>⚠</span> {html.escape(problem)}")
+            self.problem.setText(dot(color, problem))
         else:
             self.problem.clear()
 

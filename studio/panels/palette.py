@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QLabel,
     QLineEdit,
     QTreeWidget,
     QTreeWidgetItem,
@@ -29,6 +30,7 @@ from engine.layers import REGISTRY
 from engine.layers.base import CATEGORY_TITLES, LayerType
 from studio import theme
 from studio.canvas.view import MIME_LAYER
+from studio.text import readable
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -82,7 +84,27 @@ def entry_tooltip(entry: PaletteEntry) -> str:
     head = f"<b>{html.escape(entry.title)}</b>"
     if entry.title != entry.type:
         head += f" — {entry.type}" + (f"({html.escape(preset)})" if preset else "")
-    return f"<p style='white-space:normal'>{head}<br>{html.escape(layer.help)}</p>"
+    return f"<p style='white-space:normal'>{head}<br>{html.escape(readable(layer.help))}</p>"
+
+
+def match_rank(entry: PaletteEntry, category: str, words: list[str]) -> int | None:
+    """How well ``entry`` matches the search words (lower is better), None if it does not:
+    0 the title is the search, 1 the title starts with it, 2 title or type contain every word,
+    3 the category, parameters or help text do (Sigmoid's help mentions ReLU, and must not
+    win a search for "relu")."""
+    query = " ".join(words)
+    title = entry.title.lower()
+    if not words:
+        return 2
+    if title == query or entry.type.lower() == query:
+        return 0
+    if title.startswith(query):
+        return 1
+    names = f"{title} {entry.type.lower()}"
+    if all(w in names for w in words):
+        return 2
+    hay = " ".join([names, category, REGISTRY[entry.type].help, json.dumps(entry.params)]).lower()
+    return 3 if all(w in hay for w in words) else None
 
 
 class _Tree(QTreeWidget):
@@ -119,7 +141,12 @@ class PalettePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(6)
+        self.no_match = QLabel()
+        self.no_match.setWordWrap(True)
+        self.no_match.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.no_match.hide()
         layout.addWidget(self.search)
+        layout.addWidget(self.no_match)
         layout.addWidget(self.tree)
         self.search.textChanged.connect(self._on_search)
         self.search.returnPressed.connect(self._on_return)
@@ -135,7 +162,6 @@ class PalettePanel(QWidget):
             font = top.font(0)
             font.setBold(True)
             top.setFont(0, font)
-            top.setForeground(0, QColor(self.palette().color(self.foregroundRole())))
             self.tree.addTopLevelItem(top)
             for entry in entries:
                 child = QTreeWidgetItem([entry.title])
@@ -162,24 +188,29 @@ class PalettePanel(QWidget):
         return None
 
     def _on_search(self, text: str) -> None:
+        """Show the entries that mention every word — only those named so when there are any
+        (Sigmoid's help mentions ReLU); the best match becomes current, so Enter adds it; no
+        match says so."""
         words = text.lower().split()
-        first_visible = None
+        ranked = []
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)
-            shown = 0
             for j in range(top.childCount()):
                 child = top.child(j)
-                entry: PaletteEntry = child.data(0, ENTRY_ROLE)
-                hay = " ".join([entry.title, entry.type, top.text(0), REGISTRY[entry.type].help,
-                                json.dumps(entry.params)]).lower()
-                ok = all(w in hay for w in words)
-                child.setHidden(not ok)
-                shown += ok
-                if ok and first_visible is None:
-                    first_visible = child
-            top.setHidden(shown == 0)
-        if words and first_visible is not None:
-            self.tree.setCurrentItem(first_visible)
+                ranked.append((match_rank(child.data(0, ENTRY_ROLE), top.text(0), words), len(ranked), child))
+        found = [r for r in ranked if r[0] is not None]
+        cutoff = 2 if any(r[0] <= 2 for r in found) else 3
+        for rank, _, child in ranked:
+            child.setHidden(rank is None or rank > cutoff)
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            top.setHidden(all(top.child(j).isHidden() for j in range(top.childCount())))
+        self.no_match.setVisible(bool(words) and not found)
+        if words and not found:
+            self.no_match.setText(f"No layer matches “{html.escape(text.strip())}”. "
+                                  "Clear the search to see every layer.")
+        if words and found:
+            self.tree.setCurrentItem(min(found, key=lambda r: r[:2])[2])
 
     def _on_return(self) -> None:
         item = self.tree.currentItem()

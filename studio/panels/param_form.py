@@ -1,8 +1,9 @@
 """A form generated from ParamSpec declarations (datasets, optimizers, schedules).
 
-The same declarations the engine validates with produce the widgets here: int → spin box
-with the declared range, float → spin box (adaptive steps for log-scale values such as a
-learning rate), bool → check box, choice → combo box, anything else → line edit. Help texts
+The same declarations the engine validates with produce the widgets here, from the factory
+the inspector uses too (:mod:`studio.panels.editors`: int → spin box with the declared
+range, float → spin box with adaptive steps for log-scale values such as a learning rate,
+bool → check box, choice → combo box, lists → spin boxes or a line edit). Help texts
 become tooltips; ``enabled_when`` greys out what does not apply. The form only reports
 edits (``edited``); the caller turns them into undoable document commands.
 """
@@ -13,47 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
+from PySide6.QtWidgets import QFormLayout, QWidget
 
 from engine.layers.base import ParamSpec
-from studio.panels.inspector import FloatSpinBox
-
-INT_LIMIT = 2**31 - 1
-FLOAT_LIMIT = 1e12
-
-
-def make_editor(spec: ParamSpec, commit: Callable[[Any], None]) -> tuple[QWidget, Callable[[Any], None]]:
-    """A widget for ``spec`` calling ``commit(value)`` on edits, and its value setter."""
-    if spec.kind == "int":
-        w = QSpinBox()
-        w.setRange(int(spec.min) if spec.min is not None else -INT_LIMIT,
-                   int(min(spec.max, INT_LIMIT)) if spec.max is not None else INT_LIMIT)
-        w.setKeyboardTracking(False)
-        w.valueChanged.connect(commit)
-        return w, lambda v: w.setValue(int(v))
-    if spec.kind == "float":
-        f = FloatSpinBox()
-        f.setRange(spec.min if spec.min is not None else -FLOAT_LIMIT,
-                   spec.max if spec.max is not None else FLOAT_LIMIT)
-        f.setKeyboardTracking(False)
-        if spec.log_scale:
-            f.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
-        else:
-            f.setSingleStep(0.1 if (spec.max or 1.0) > 1 else 0.01)
-        f.valueChanged.connect(commit)
-        return f, lambda v: f.setValue(float(v))
-    if spec.kind == "bool":
-        c = QCheckBox()
-        c.toggled.connect(commit)
-        return c, lambda v: c.setChecked(bool(v))
-    if spec.kind == "choice":
-        box = QComboBox()
-        box.addItems(list(spec.choices))
-        box.currentTextChanged.connect(commit)
-        return box, lambda v: box.setCurrentText(str(v))
-    line = QLineEdit()
-    line.editingFinished.connect(lambda: commit(line.text()))
-    return line, lambda v: line.setText("" if v is None else str(v))
+from studio.panels.editors import make_editor
+from studio.text import readable
 
 
 class ParamForm(QWidget):
@@ -79,7 +44,7 @@ class ParamForm(QWidget):
         self.specs, self.editors, self.setters = {}, {}, {}
         for spec in wanted:
             editor, setter = make_editor(spec, lambda v, n=spec.name: self.edited.emit(n, v))
-            tip = f"{spec.help}\nallowed: {spec.describe_range()}"
+            tip = f"{readable(spec.help)}\nallowed: {spec.describe_range()}"
             editor.setToolTip(tip)
             self.form.addRow(spec.name.replace("_", " "), editor)
             label = self.form.labelForField(editor)
@@ -91,11 +56,6 @@ class ParamForm(QWidget):
         """Show ``values`` (defaults for missing keys) without emitting ``edited``."""
         full = {name: values.get(name, spec.default) for name, spec in self.specs.items()}
         for name, setter in self.setters.items():
-            editor = self.editors[name]
-            editor.blockSignals(True)
-            try:
-                if full[name] is not None:
-                    setter(full[name])
-            finally:
-                editor.blockSignals(False)
-            editor.setEnabled(self.specs[name].is_enabled(full))
+            if full[name] is not None:
+                setter(full[name])  # the factory's setters never emit
+            self.editors[name].setEnabled(self.specs[name].is_enabled(full))

@@ -28,8 +28,9 @@ from PySide6.QtWidgets import (
 from engine.errors import BackpropError
 from engine.losses import LOSSES
 from engine.optim import OPTIMIZERS, SCHEDULES
-from studio.panels.inspector import FloatSpinBox
+from studio.panels.editors import FloatSpinBox
 from studio.panels.param_form import ParamForm
+from studio.text import readable
 
 Block = dict[str, Any]
 
@@ -117,7 +118,7 @@ class TrainingPanel(QWidget):
         self.loss = QComboBox()
         for name, spec in LOSSES.items():
             self.loss.addItem(name, name)
-            self.loss.setItemData(self.loss.count() - 1, spec.help, 3)  # Qt.ToolTipRole
+            self.loss.setItemData(self.loss.count() - 1, readable(spec.help), 3)  # Qt.ToolTipRole
         self.loss.currentIndexChanged.connect(lambda _: self._set("loss", self.loss.currentData()))
         self.batch = _int_box(1, 1 << 20, "examples per gradient step (minibatch size)")
         self.batch.valueChanged.connect(lambda v: self._set("batch_size", v))
@@ -142,7 +143,7 @@ class TrainingPanel(QWidget):
         self.optimizer = QComboBox()
         for name, spec in OPTIMIZERS.items():
             self.optimizer.addItem(name, name)
-            self.optimizer.setItemData(self.optimizer.count() - 1, spec.help, 3)
+            self.optimizer.setItemData(self.optimizer.count() - 1, readable(spec.help), 3)
         self.optimizer.currentIndexChanged.connect(
             lambda _: self._set_optimizer(self.optimizer.currentData()))
         self.opt_form = ParamForm()

@@ -15,7 +15,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from studio.plots.common import NamesAxis, PlotPanel, depth_colors, palette_colors, style_legend, style_plot
+from studio.plots.common import (
+    NamesAxis,
+    PlotPanel,
+    depth_colors,
+    legend_row,
+    palette_colors,
+    readable_axes,
+    style_legend,
+    style_plot,
+)
 from studio.training.history import RunRecord
 
 SATURATED = QColor("#e07a3f")
@@ -28,11 +37,12 @@ class ActivationPanel(PlotPanel):
     title = "Activations"
 
     def _build(self) -> None:
-        glw = self.glw
+        frac_cell, spread_cell = self.add_cell(), self.add_cell()
         self.frac_axis = NamesAxis("bottom")
-        self.frac_plot: pg.PlotItem = glw.addPlot(row=0, col=0, axisItems={"bottom": self.frac_axis})
+        self.frac_plot: pg.PlotItem = frac_cell.addPlot(row=0, col=0,
+                                                        axisItems=readable_axes(bottom=self.frac_axis))
+        self.frac_legend = legend_row(self.frac_plot)
         self.frac_plot.setYRange(0, 1.0, padding=0.02)
-        self.frac_legend = self.frac_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self.sat_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=SATURATED)
         self.dead_bars = pg.BarGraphItem(x=[], height=[], width=0.38, brush=DEAD)
         self.frac_plot.addItem(self.sat_bars)
@@ -43,7 +53,8 @@ class ActivationPanel(PlotPanel):
         self.empty_note.setParentItem(self.frac_plot.getViewBox())
         self.empty_note.setPos(8, 8)
         self.spread_axis = NamesAxis("bottom")
-        self.spread_plot: pg.PlotItem = glw.addPlot(row=1, col=0, axisItems={"bottom": self.spread_axis})
+        self.spread_plot: pg.PlotItem = spread_cell.addPlot(row=0, col=0,
+                                                            axisItems=readable_axes(bottom=self.spread_axis))
         self.errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0.25)
         self.spread_plot.addItem(self.errors)
         self.means = pg.ScatterPlotItem(size=7)
@@ -53,9 +64,8 @@ class ActivationPanel(PlotPanel):
         self.latest: dict[str, tuple[float, float, float, float]] = {}
 
     def _style(self) -> None:
-        style_plot(self.frac_plot, "Saturated / dead units by layer (latest sample)", "fraction of units",
-                   "layer")
-        style_plot(self.spread_plot, "Layer outputs: mean ± std (latest sample)", "value", "layer")
+        style_plot(self.frac_plot, "Saturated / dead units by layer (latest sample)", "fraction of units")
+        style_plot(self.spread_plot, "Layer outputs by layer: mean ± std (latest sample)", "value")
         style_legend(self.frac_legend)
         _, fg, dim = palette_colors()
         self.empty_note.setColor(fg)
@@ -88,6 +98,7 @@ class ActivationPanel(PlotPanel):
             self.frac_axis.set_names(act_names)
             self.spread_axis.set_names(nodes)
             self.frac_plot.setXRange(-0.6, max(0, len(act) - 1) + 0.6, padding=0)
+            self.spread_plot.setXRange(-0.6, max(0, len(nodes) - 1) + 0.6, padding=0)
             self._brushes = [pg.mkBrush(c) for c in depth_colors(len(nodes))]
         xs = np.arange(len(act), dtype=float)
         sat = np.nan_to_num(last[act, 2]) if act else np.zeros(0)

@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QTimer
 from PySide6.QtGui import QColor
 
-from studio.plots.common import PlotPanel, palette_colors, style_plot
+from studio.plots.common import PlotPanel, palette_colors, readable_axes, style_plot
 from studio.plots.mdn_samples import MdnSampleLayer
 
 CLASS_COLORS = ("#3d7fd9", "#e07a3f", "#3f9e55", "#8e6bbf", "#d0497a", "#c29b1c", "#2a9d8f", "#9a8450")
@@ -26,6 +26,7 @@ BUDGET_MS = 12.0  # one redraw's prediction time the grid resolution adapts to
 MIN_GRID, MAX_GRID = 32, 160
 MAX_SCATTER = 2000
 MDN_TITLE = "Samples of p(y | x) over the data (mixture density output)"
+BOX_ROOM = 1.35  # how much wider (or taller) than the data's own shape the locked view may be
 
 
 def class_color(i: int) -> QColor:
@@ -52,6 +53,13 @@ def probabilities(model: Any, X: np.ndarray) -> np.ndarray:
     return _softmax(out)
 
 
+def grid_shape(n: int, width: float, height: float) -> tuple[int, int]:
+    """(columns, rows) of square grid cells, ``n`` along the longer side of the region."""
+    if width >= height:
+        return n, max(8, round(n * height / max(width, 1e-12)))
+    return max(8, round(n * width / max(height, 1e-12))), n
+
+
 def mode_for(X: np.ndarray | None, task: str) -> str:
     """'class2d', 'reg1d', or '' when no picture fits this data."""
     if X is None or X.ndim != 2:
@@ -74,8 +82,11 @@ class BoundaryPanel(PlotPanel):
         return self.X is not None or super().has_content()
 
     def _build(self) -> None:
-        self.plot: pg.PlotItem = self.glw.addPlot()
+        cell = self.add_cell()
+        self.plot: pg.PlotItem = cell.addPlot(row=0, col=0, axisItems=readable_axes())
         self.plot.setAspectLocked(False)
+        # with a locked aspect the view is wider (or taller) than the data: the regions follow it
+        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._on_range_changed())
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setZValue(-20)
         self.plot.addItem(self.image)
@@ -105,7 +116,9 @@ class BoundaryPanel(PlotPanel):
         self._adapt = True
 
     def _style(self) -> None:
-        titles = {"class2d": ("Decision boundary (colour = predicted class, line = 50 %)", "x₂", "x₁"),
+        two = self.n_classes <= 2
+        titles = {"class2d": ("Decision boundary (colour = predicted class, line = 50 %)" if two
+                              else "Decision regions (colour = predicted class)", "x₂", "x₁"),
                   "reg1d": ("Fitted curve over the data", "y", "x")}
         title, left, bottom = titles.get(self.mode, ("Decision boundary / fitted curve", "", ""))
         style_plot(self.plot, title, left, bottom)
@@ -113,6 +126,13 @@ class BoundaryPanel(PlotPanel):
         _, fg, _ = palette_colors()
         self.note.setColor(fg)
         self.isocurve.setPen(pg.mkPen(fg, width=1.6))
+
+    def restyle(self) -> None:
+        """The scatter's edges and the regions' background follow the theme too."""
+        super().restyle()
+        if getattr(self, "X", None) is not None:
+            self._draw_data()
+            self.refresh(force=True)
 
     # -- inputs -----------------------------------------------------------------------------
     def set_data(self, X: np.ndarray | None, y: np.ndarray | None, task: str, n_classes: int) -> None:
@@ -176,6 +196,7 @@ class BoundaryPanel(PlotPanel):
         idx = np.linspace(0, len(X) - 1, min(len(X), MAX_SCATTER)).astype(int)
         _, fg, _ = palette_colors()
         edge = pg.mkPen(QColor(fg).darker(110) if fg.lightness() < 128 else QColor("#202020"), width=0.8)
+        self.plot.setAspectLocked(self.mode == "class2d", ratio=1.0)  # x₁ and x₂ on one scale
         if self.mode == "class2d":
             labels = y.reshape(-1)[idx].astype(int)
             brushes = [pg.mkBrush(class_color(c)) for c in range(max(self.n_classes, 2))]
@@ -219,22 +240,60 @@ class BoundaryPanel(PlotPanel):
             self.grid = min(MAX_GRID, int(self.grid * 1.2) + 1)
         self.frames += 1
 
-    def _draw_regions(self, model: Any) -> None:
+    def _on_range_changed(self) -> None:
+        self._fit_box()
+        if self.mode == "class2d" and self.image.image is not None:
+            self._later.start(60)  # one sharp redraw once resizing or zooming pauses
+
+    def _fit_box(self) -> None:
+        """With the aspect locked, a wide and short (or tall and narrow) dock would show a strip
+        of extrapolated regions around a small picture of the data: the plot keeps to about the
+        data's shape instead (centred), plus a margin of :data:`BOX_ROOM`."""
+        unbounded = 16_777_215.0
+        cell = self.cells[0]
+        if self.mode != "class2d" or self.X is None:
+            self.plot.setMaximumSize(unbounded, unbounded)
+            cell.setContentsMargins(2, 2, 2, 2)
+            return
+        (x0, x1), (y0, y1) = self._bounds(self.X[:, 0]), self._bounds(self.X[:, 1])
+        aspect = (x1 - x0) / max(y1 - y0, 1e-12)
+        vb = self.plot.getViewBox()
+        extra_w, extra_h = self.plot.width() - vb.width(), self.plot.height() - vb.height()
+        max_w = vb.height() * aspect * BOX_ROOM + extra_w
+        max_h = vb.width() / aspect * BOX_ROOM + extra_h
+        room_w, room_h = cell.width() - 4, cell.height() - 4
+        pad_x = max(0.0, (room_w - max(max_w, 160.0)) / 2)
+        pad_y = 0.0 if pad_x else max(0.0, (room_h - max(max_h, 120.0)) / 2)
+        margins = (round(2 + pad_x), round(2 + pad_y))
+        if margins != getattr(self, "_box_margins", None):  # (margins move the view: settle once)
+            self._box_margins = margins
+            cell.setContentsMargins(margins[0], margins[1], margins[0], margins[1])
+
+    def _region_bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """What the regions cover: the visible view (wider than the data once the aspect is
+        locked), or the data's bounds while the view is not laid out yet."""
         X = self.X
         assert X is not None
-        (x0, x1), (y0, y1) = self._bounds(X[:, 0]), self._bounds(X[:, 1])
-        n = self.grid
-        gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+        data = self._bounds(X[:, 0]), self._bounds(X[:, 1])
+        (vx0, vx1), (vy0, vy1) = self.plot.viewRange()
+        (dx0, dx1), (dy0, dy1) = data
+        if vx0 <= dx0 and vx1 >= dx1 and vy0 <= dy0 and vy1 >= dy1 and (vx1 - vx0) < 50 * (dx1 - dx0) \
+                and (vy1 - vy0) < 50 * (dy1 - dy0):
+            return (vx0, vx1), (vy0, vy1)
+        return data
+
+    def _draw_regions(self, model: Any) -> None:
+        (x0, x1), (y0, y1) = self._region_bounds()
+        nx, ny = grid_shape(self.grid, x1 - x0, y1 - y0)
+        gx, gy = np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
         grid = np.column_stack([gx.ravel(), gy.ravel()])
         p = probabilities(model, grid)
         bg, _, _ = palette_colors()
         base = np.array([bg.red(), bg.green(), bg.blue()], np.float64)
-        if p.shape[1] == 1:
-            p1 = p[:, 0]
-            probs = np.column_stack([1 - p1, p1])
-            self.isocurve.setData(p1.reshape(n, n).T)  # isocurve data is indexed [x, y]
+        probs = np.column_stack([1 - p[:, 0], p[:, 0]]) if p.shape[1] == 1 else p
+        if probs.shape[1] == 2:  # two classes (a sigmoid or a 2-way softmax): the 50 % line
+            self.isocurve.setData(probs[:, 1].reshape(ny, nx).T)  # isocurve data is indexed [x, y]
         else:
-            probs = p
             self.isocurve.setData(None)
         k = probs.shape[1]
         colors = np.array([[class_color(c).red(), class_color(c).green(), class_color(c).blue()]
@@ -242,7 +301,7 @@ class BoundaryPanel(PlotPanel):
         mix = probs @ colors
         conf = (probs.max(axis=1) - 1.0 / k) / (1.0 - 1.0 / k)
         alpha = (0.15 + 0.55 * conf)[:, None]
-        rgb = (base * (1 - alpha) + mix * alpha).clip(0, 255).astype(np.uint8).reshape(n, n, 3)
+        rgb = (base * (1 - alpha) + mix * alpha).clip(0, 255).astype(np.uint8).reshape(ny, nx, 3)
         self.image.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGraphicsItem, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from studio.training.history import RunRecord
 
@@ -30,6 +30,80 @@ DEPTH_STOPS = ("#3f6fd8", "#1fa2b4", "#49a84b", "#dca126", "#d9453d")
 GRADIENT_MAP = pg.colormap.get("viridis")
 MAX_POINTS = 600  # decimated points per curve (the full history stays in the RunRecord)
 FLOOR = 1e-30  # log axes: exact zeros are drawn at this value
+#: A plot cell (title, legend row, axes and the plot) is never squeezed below this: a panel
+#: too small for its cells lays them side by side or scrolls instead (≥ 120 px of plot).
+MIN_CELL_W, MIN_CELL_H = 330, 205
+CELL_ASPECT = 1.8  # preferred width ÷ height of a cell when several grids fit
+LABEL_PX_V = 26  # vertical room per tick label (a label's height and a gap)
+
+
+def grid_for(n: int, width: float, height: float) -> tuple[int, int]:
+    """(columns, rows) for ``n`` plot cells in a ``width`` × ``height`` panel.
+
+    Grids whose cells keep at least :data:`MIN_CELL_W` × :data:`MIN_CELL_H` win, the one
+    closest to :data:`CELL_ASPECT`; if none fits, the grid with the fewest rows whose cells
+    are wide enough (the panel then scrolls): a wide, short dock gets its plots side by
+    side, a tall, narrow one stacks them.
+    """
+    if n <= 1:
+        return 1, max(n, 1)
+    options = []
+    for cols in range(1, n + 1):
+        rows = math.ceil(n / cols)
+        if cols > 1 and math.ceil(n / (cols - 1)) == rows:
+            continue  # an empty column gains nothing
+        cell_w, cell_h = width / cols, height / rows
+        options.append((cols, rows, cell_w, cell_h))
+    wide = [o for o in options if o[2] >= MIN_CELL_W] or options[:1]
+    fitting = [o for o in wide if o[3] >= MIN_CELL_H]
+    if fitting:
+        best = min(fitting, key=lambda o: abs(math.log(o[2] / o[3] / CELL_ASPECT)))
+    else:
+        best = min(wide, key=lambda o: o[1])
+    return best[0], best[1]
+
+
+def nice_step(span: float, max_ticks: int) -> float:
+    """The smallest 1-2-5 step that labels ``span`` with at most ``max_ticks`` intervals."""
+    raw = max(span, 1e-12) / max(1, max_ticks)
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+
+
+class ReadableAxis(pg.AxisItem):
+    """An axis with only as many labelled ticks as its length holds without overlap.
+
+    pyqtgraph's default spacing assumes room it may not have: a 30 px high axis printed
+    10⁻⁵ over 10⁻¹⁰. One tick level, a 1-2-5 step sized from the axis length; ``decades``
+    (log axes, values that are powers of ten) keeps steps whole.
+    """
+
+    decades = False
+
+    def __init__(self, orientation: str, **kw: Any) -> None:
+        super().__init__(orientation, **kw)
+        self.enableAutoSIPrefix(False)
+
+    def label_room(self, min_val: float, max_val: float) -> float:
+        """Pixels one label needs along the axis."""
+        if self.orientation in ("left", "right"):
+            return LABEL_PX_V
+        chars = max(len(f"{v:.4g}") for v in (min_val, max_val))
+        return 7.5 * (4 if self.decades or self.logMode else chars) + 26
+
+    def tickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        """Each value as it is (0.25 stays 0.25: pyqtgraph rounds it to the step's decade, "0.2")."""
+        if self.logMode:
+            return self.logTickStrings(values, scale, spacing)
+        return [f"{float(f'{v * scale:.10g}'):g}" for v in values]
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802,N803
+        span = max(maxVal - minVal, 1e-12)
+        room = max(1, int(size / self.label_room(minVal, maxVal)))
+        step = nice_step(span, room)
+        if self.decades or self.logMode:
+            step = float(max(1, math.ceil(span / room)))
+        return [(step, 0.0)]
 
 
 def depth_colors(n: int) -> list[QColor]:
@@ -63,29 +137,24 @@ def superscript(n: int) -> str:
     return str(n).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
-class PowerAxis(pg.AxisItem):
+class PowerAxis(ReadableAxis):
     """An axis over log10 values that labels ticks as powers of ten (10⁻⁶ … 10⁰)."""
 
-    def __init__(self, orientation: str, **kw: Any) -> None:
-        super().__init__(orientation, **kw)
-        self.enableAutoSIPrefix(False)
+    decades = True
 
     def tickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         return [f"10{superscript(int(round(v)))}" if abs(v - round(v)) < 1e-6 else "" for v in values]
 
-    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802,N803
-        span = max(maxVal - minVal, 1e-9)
-        room = max(2, int(size / (22 if self.orientation in ("left", "right") else 50)))
-        major = float(max(1, math.ceil(span / room)))
-        return [(major, 0.0)]
 
-
-class LogAxis(pg.AxisItem):
+class LogAxis(ReadableAxis):
     """A log-mode axis labelled 10⁻⁶ … 10⁰ throughout (pyqtgraph mixes 0.001 and 10⁻⁶)."""
 
-    def __init__(self, orientation: str, **kw: Any) -> None:
-        super().__init__(orientation, **kw)
-        self.enableAutoSIPrefix(False)
+    def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: Any) -> Any:  # noqa: N802,N803
+        """Whole decades only while two fit; pyqtgraph's unlabelled 2…9 minor ticks otherwise."""
+        whole = [(s, t) for s, t in stdTicks if s >= 1.0]
+        if sum(1 for _, t in whole for v in t if minVal <= v <= maxVal) >= 2:
+            return whole
+        return super().logTickValues(minVal, maxVal, size, stdTicks)
 
     def logTickStrings(self, values: Sequence[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         whole = [abs(v - round(v)) < 1e-6 for v in values]
@@ -93,6 +162,13 @@ class LogAxis(pg.AxisItem):
             pairs = zip(values, whole, strict=True)
             return [f"10{superscript(int(round(v)))}" if w else "" for v, w in pairs]
         return [f"{10.0 ** v:.2g}" for v in values]
+
+
+def readable_axes(**special: pg.AxisItem) -> dict[str, pg.AxisItem]:
+    """``axisItems`` for a PlotItem: :class:`ReadableAxis` on the left and bottom unless given."""
+    axes = {"left": ReadableAxis("left"), "bottom": ReadableAxis("bottom")}
+    axes.update(special)
+    return axes
 
 
 class NamesAxis(pg.AxisItem):
@@ -153,12 +229,32 @@ def style_plot(plot: pg.PlotItem, title: str, left: str = "", bottom: str = "") 
         # pyqtgraph 0.14 rescales unit-less axes spanning < 1 to "×0.001" ticks: plot the true values.
         axis.setSIPrefixEnableRanges(())
         axis.updateAutoSIPrefix()
-    plot.setTitle(title, color=fg.name(), size="10pt")
+    plot.setTitle(title or None, color=fg.name(), size="10pt")
     if left:
         plot.setLabel("left", left, color=fg.name())
     if bottom:
         plot.setLabel("bottom", bottom, color=fg.name())
     plot.showGrid(x=True, y=True, alpha=0.18)
+
+
+def theme_plot_widget(widget: pg.PlotWidget) -> None:
+    """A stand-alone PlotWidget (not a PlotPanel) in the palette's colours, now and after
+    every theme change (pyqtgraph's own default is a black background)."""
+
+    def restyle() -> None:
+        bg, _, _ = palette_colors()
+        widget.setBackground(bg)
+        style_plot(widget.getPlotItem(), "")
+
+    class Follow(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+            if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+                restyle()
+            return False
+
+    widget._theme_follower = Follow(widget)  # kept alive with the widget
+    widget.installEventFilter(widget._theme_follower)
+    restyle()
 
 
 def style_legend(legend: pg.LegendItem | None) -> None:
@@ -167,8 +263,9 @@ def style_legend(legend: pg.LegendItem | None) -> None:
     bg, fg, dim = palette_colors()
     fill = QColor(bg)
     fill.setAlpha(200)
-    legend.setBrush(pg.mkBrush(fill))
-    legend.setPen(pg.mkPen(dim))
+    row = getattr(legend, "is_row", False)  # a legend row needs no frame: it covers nothing
+    legend.setBrush(pg.mkBrush(None if row else fill))
+    legend.setPen(pg.mkPen(None if row else dim))
     legend.setLabelTextColor(fg)
     for _, label in legend.items:
         label.setText(label.text)
@@ -234,8 +331,33 @@ def cache_axes(plot: pg.PlotItem) -> None:
         plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
+def legend_row(plot: pg.PlotItem, columns: int = 4, lead: pg.LabelItem | None = None) -> pg.LegendItem:
+    """A legend in its own row between the plot's title and its view box (where the hidden top
+    axis sits): never clipped by a short plot, never covering a curve. ``lead`` (a label)
+    comes first in the row."""
+    legend = pg.LegendItem(colCount=columns, labelTextSize="8pt", verSpacing=-6, horSpacing=16)
+    legend.layout.setContentsMargins(2, 0, 2, 0)
+    legend.is_row = True
+    top = plot.getAxis("top")
+    plot.layout.removeItem(top)
+    top.hide()
+    row = pg.GraphicsLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    if lead is not None:
+        row.addItem(lead, 0, 0)
+    row.addItem(legend, 0, 1)
+    row.layout.setColumnStretchFactor(1 if lead is None else 0, 1)
+    plot.layout.addItem(row, 1, 1)
+    return legend
+
+
 class PlotPanel(QWidget):
-    """Base of the plot panels: one layout widget, redraw on change while visible."""
+    """Base of the plot panels: one layout widget of plot cells, redraw on change while visible.
+
+    A subclass builds its plots in cells (:meth:`add_cell`); the panel lays the cells out in a
+    grid that suits its shape (:func:`grid_for`) and scrolls rather than squeezing a cell
+    below :data:`MIN_CELL_H`.
+    """
 
     title = "Plot"
     empty_hint = "Press Train (F5) to start a run; its curves appear here as it trains."
@@ -243,10 +365,17 @@ class PlotPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.glw = pg.GraphicsLayoutWidget()
-        self.glw.ci.setContentsMargins(6, 6, 6, 6)
+        self.glw.ci.setContentsMargins(4, 4, 4, 4)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.glw)
+        self.cells: list[pg.GraphicsLayout] = []
+        self.cell_grid = (0, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.glw)
+        layout.addWidget(self.scroll)
         # Empty axes look broken; until a run exists the panel says what will appear.
         self.hint = QLabel(self.empty_hint, self)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -259,11 +388,44 @@ class PlotPanel(QWidget):
         self.draw_count = 0
         self.draw_times: list[float] = []
         self._build()
-        for item in self.glw.ci.items:
-            if isinstance(item, pg.PlotItem):
-                cache_axes(item)
+        for item in self.plot_items():
+            cache_axes(item)
         self.restyle()
         self._update_hint()
+        self.arrange()
+
+    # -- cells ------------------------------------------------------------------------------
+    def add_cell(self) -> pg.GraphicsLayout:
+        """A new cell (a sub-layout: legend row, plot, colour bar...) for :meth:`arrange`."""
+        cell = pg.GraphicsLayout()
+        cell.setContentsMargins(2, 2, 2, 2)
+        self.glw.ci.addItem(cell, row=0, col=len(self.cells))
+        self.cells.append(cell)
+        return cell
+
+    def plot_items(self) -> list[pg.PlotItem]:
+        return [item for cell in self.cells for item in cell.items if isinstance(item, pg.PlotItem)]
+
+    def arrange(self) -> None:
+        """Lay the cells out for the panel's current size (see :func:`grid_for`)."""
+        viewport = self.scroll.viewport()
+        width, height = max(1, viewport.width()), max(1, viewport.height())
+        cols, rows = grid_for(len(self.cells), width, height)
+        self.glw.setMinimumHeight(rows * MIN_CELL_H if rows * MIN_CELL_H > height else 0)
+        if (cols, rows) == self.cell_grid:
+            return
+        self.cell_grid = (cols, rows)
+        ci = self.glw.ci
+        for cell in self.cells:
+            ci.removeItem(cell)
+        for i, cell in enumerate(self.cells):
+            ci.addItem(cell, row=i // cols, col=i % cols)
+            ci.layout.setAlignment(cell, Qt.AlignmentFlag.AlignCenter)  # a cell kept narrower stays centred
+        grid_layout = ci.layout
+        for r in range(grid_layout.rowCount()):
+            grid_layout.setRowStretchFactor(r, 1 if r < rows else 0)
+        for c in range(grid_layout.columnCount()):
+            grid_layout.setColumnStretchFactor(c, 1 if c < cols else 0)
 
     # -- subclasses -------------------------------------------------------------------------
     def _build(self) -> None:
@@ -297,6 +459,7 @@ class PlotPanel(QWidget):
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)
         self.hint.setGeometry(self.rect())
+        QTimer.singleShot(0, self.arrange)  # once the scroll area has its new viewport size
 
     def set_ghost(self, record: RunRecord | None) -> None:
         self.ghost = record if record is not self.record else None

@@ -17,8 +17,10 @@ from studio.plots.common import (
     PlotPanel,
     SteadyRange,
     ghost_pen,
+    legend_row,
     log_range,
     positive,
+    readable_axes,
     style_legend,
     style_plot,
 )
@@ -39,38 +41,40 @@ class CurvesPanel(PlotPanel):
     title = "Loss and accuracy"
 
     def _build(self) -> None:
-        glw = self.glw
-        self.step_plot: pg.PlotItem = glw.addPlot(row=0, col=0, colspan=2,
-                                                  axisItems={"left": LogAxis("left")})
+        step_cell, loss_cell, acc_cell = self.add_cell(), self.add_cell(), self.add_cell()
+        self.step_plot: pg.PlotItem = step_cell.addPlot(row=0, col=0, axisItems=readable_axes(left=LogAxis("left")))
+        self.step_legend = legend_row(self.step_plot)
         self.step_plot.setLogMode(y=True)
         self.step_plot.setClipToView(True)
-        self.step_legend = self.step_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         light = QColor(TRAIN)
         light.setAlpha(170)
-        self.step_curve = self.step_plot.plot([], [], pen=_pen(light, 1.2), name="train loss (per step)",
-                                              antialias=False)  # thousands of points, redrawn live
+        self.step_curve = self.step_plot.plot([], [], pen=_pen(light, 1.2), antialias=False)  # redrawn live
         self.step_curve.setDownsampling(auto=True, method="peak")
         self.step_curve.setClipToView(True)
         self.step_ghost = self.step_plot.plot([], [], pen=ghost_pen(TRAIN))
-        self.loss_plot: pg.PlotItem = glw.addPlot(row=1, col=0, axisItems={"left": LogAxis("left")})
+        self.step_legend.addItem(self.step_curve, "train loss")
+        self.loss_plot: pg.PlotItem = loss_cell.addPlot(row=0, col=0, axisItems=readable_axes(left=LogAxis("left")))
+        self.loss_legend = legend_row(self.loss_plot)
         self.loss_plot.setLogMode(y=True)
-        self.loss_legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.loss_train = self.loss_plot.plot([], [], pen=_pen(TRAIN), name="train")
-        self.loss_val = self.loss_plot.plot([], [], pen=_pen(VAL), name="validation")
+        self.loss_train = self.loss_plot.plot([], [], pen=_pen(TRAIN))
+        self.loss_val = self.loss_plot.plot([], [], pen=_pen(VAL))
         self.loss_ghost_train = self.loss_plot.plot([], [], pen=ghost_pen(TRAIN))
         self.loss_ghost_val = self.loss_plot.plot([], [], pen=ghost_pen(VAL))
-        self.acc_plot: pg.PlotItem = glw.addPlot(row=1, col=1)
-        self.acc_legend = self.acc_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
-        self.acc_train = self.acc_plot.plot([], [], pen=_pen(TRAIN), name="train")
-        self.acc_val = self.acc_plot.plot([], [], pen=_pen(VAL), name="validation")
+        self.acc_plot: pg.PlotItem = acc_cell.addPlot(row=0, col=0, axisItems=readable_axes())
+        self.acc_legend = legend_row(self.acc_plot)
+        self.acc_train = self.acc_plot.plot([], [], pen=_pen(TRAIN))
+        self.acc_val = self.acc_plot.plot([], [], pen=_pen(VAL))
         self.acc_ghost_train = self.acc_plot.plot([], [], pen=ghost_pen(TRAIN))
         self.acc_ghost_val = self.acc_plot.plot([], [], pen=ghost_pen(VAL))
+        for legend, train, val in ((self.loss_legend, self.loss_train, self.loss_val),
+                                   (self.acc_legend, self.acc_train, self.acc_val)):
+            legend.addItem(train, "train")
+            legend.addItem(val, "validation")
         self.acc_note = pg.TextItem("", anchor=(0.5, 0.5))
         self.acc_note.setParentItem(self.acc_plot.getViewBox())
-        glw.ci.layout.setRowStretchFactor(0, 3)
-        glw.ci.layout.setRowStretchFactor(1, 2)
         self._ghost_key: tuple[int, int] | None = None
         self._ghost_steps: tuple[np.ndarray, np.ndarray] | None = None
+        self._ghost_losses = np.zeros(0)
         self._epochs_key: tuple[int, int] | None = None
         self._range_owner: tuple[int, int] | None = None
         self.step_range = SteadyRange(self.step_plot)
@@ -78,9 +82,9 @@ class CurvesPanel(PlotPanel):
         self.acc_range = SteadyRange(self.acc_plot)
 
     def _style(self) -> None:
-        style_plot(self.step_plot, "Training loss per step", "loss (log)", "step")
-        style_plot(self.loss_plot, "Loss per epoch", "loss (log)", "epoch")
-        style_plot(self.acc_plot, "Accuracy per epoch", "accuracy", "epoch")
+        style_plot(self.step_plot, "Training loss per step", "loss (log)")
+        style_plot(self.loss_plot, "Loss per epoch", "loss (log)")
+        style_plot(self.acc_plot, "Accuracy per epoch", "accuracy")
         for legend in (self.step_legend, self.loss_legend, self.acc_legend):
             style_legend(legend)
         self.acc_note.setColor(pg.mkColor(self.palette().color(self.foregroundRole())))
@@ -110,14 +114,16 @@ class CurvesPanel(PlotPanel):
         self._fit_step_range(rec, steps, loss)
 
     def _fit_step_range(self, rec: RunRecord | None, steps: np.ndarray, loss: np.ndarray) -> None:
-        """Per-step view: this run and the ghost, x growing in steps, y in whole decades."""
+        """Per-step view, x growing in steps, y in whole decades: x follows the shown run (a
+        longer ghost is cut, not stretching a short run), y covers the run and the ghost."""
         owner = (id(rec), id(self.ghost))
         if owner != self._range_owner:
             self._range_owner = owner
             for steady in (self.step_range, self.loss_range, self.acc_range):
                 steady.reset()
         if self._ghost_steps is not None:
-            steps = np.concatenate([steps, self._ghost_steps[0]])
+            if not len(steps):
+                steps = self._ghost_steps[0]
             loss = np.concatenate([loss, self._ghost_steps[1]])
         if len(steps):
             done = rec is None or rec.finish is not None
@@ -136,7 +142,7 @@ class CurvesPanel(PlotPanel):
         self._set_epoch_curve(self.acc_val, *self._epoch_data(table, "val_acc"), log=False)
         epochs = table["epoch"]
         if len(epochs):
-            losses = np.concatenate([table["train_loss"], table["val_loss"]])
+            losses = np.concatenate([table["train_loss"], table["val_loss"], self._ghost_losses])
             done = rec.finish is not None
             self.loss_range.update(0.5, float(epochs[-1]) + 0.5, log_range(losses, span=0.5), exact=done)
             self.acc_range.update(0.5, float(epochs[-1]) + 0.5, (0.0, 1.02), exact=done)
@@ -155,10 +161,14 @@ class CurvesPanel(PlotPanel):
         curves = (self.step_ghost, self.loss_ghost_train, self.loss_ghost_val, self.acc_ghost_train,
                   self.acc_ghost_val)
         self._ghost_steps = None
+        self._ghost_losses = np.zeros(0)
+        self._epochs_key = None  # the epoch axes take the ghost's losses into account
+        self.step_legend.removeItem(self.step_ghost)
         if ghost is None:
             for c in curves:
                 c.setData([], [])
             return
+        self.step_legend.addItem(self.step_ghost, f"ghost: {ghost.label}")
         steps, loss, _ = ghost.step_view(STEP_POINTS // 2)
         self._ghost_steps = (steps, loss)
         self.step_ghost.setData(steps, positive(loss))
@@ -168,3 +178,4 @@ class CurvesPanel(PlotPanel):
         for curve, name, log in pairs:
             x, y = self._epoch_data(table, name)
             curve.setData(x, positive(y) if log else y)
+        self._ghost_losses = np.concatenate([table["train_loss"], table["val_loss"]])

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QTimer
+from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor
 
 from studio.plots.common import (
@@ -31,9 +31,11 @@ from studio.plots.common import (
     SteadyRange,
     depth_colors,
     ghost_pen,
+    legend_row,
     log_range,
     palette_colors,
     positive,
+    readable_axes,
     style_legend,
     style_plot,
     superscript,
@@ -42,6 +44,15 @@ from studio.training.history import RunRecord
 
 HEAT_INTERVAL = 0.25  # seconds between heat-map renders while a run streams
 RECENT = 20  # bars and tints show the geometric mean of this many recent steps
+LEGEND_LAYERS = 5  # the curves' legend names this many layers, first to last (colour = depth)
+
+
+def legend_sample(n: int, k: int = LEGEND_LAYERS) -> list[int]:
+    """Indices of ``k`` layers spread from the first to the last (all of them if n ≤ k): the
+    colours run along depth, so a few named ones read the whole scale."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 def ratio_text(first: float, last: float) -> str:
@@ -55,51 +66,50 @@ def ratio_text(first: float, last: float) -> str:
     return f"first ÷ last layer gradient: 10{superscript(round(exp))} ({r:.1e}×)"
 
 
+def flow_text(rec: RunRecord, norms: np.ndarray) -> str:
+    """The bars' headline: the first ÷ last ratio, or that the run diverged (its norms are no
+    picture of healthy flow then)."""
+    if rec.diverged is not None:
+        where = f" in {rec.diverged.node}" if rec.diverged.node else ""
+        return f"diverged at step {rec.diverged.step:,}{where}: no flow to read"
+    return ratio_text(norms[0], norms[-1]) if len(norms) > 1 else ""
+
+
 class GradientPanel(PlotPanel):
     """Per-layer gradient norms: curves (log), bars by depth, heat map (see module docstring)."""
 
     title = "Gradient flow"
 
     def _build(self) -> None:
-        glw = self.glw
-        self.curves_plot: pg.PlotItem = glw.addPlot(row=0, col=0, colspan=2,
-                                                    axisItems={"left": LogAxis("left")})
+        curves_cell, bars_cell, heat_cell = self.add_cell(), self.add_cell(), self.add_cell()
+        self.curves_plot: pg.PlotItem = curves_cell.addPlot(row=0, col=0,
+                                                            axisItems=readable_axes(left=LogAxis("left")))
+        self.legend = legend_row(self.curves_plot, columns=LEGEND_LAYERS)
         self.curves_plot.setLogMode(y=True)
         self.curves_plot.setClipToView(True)
-        holder = glw.addViewBox(row=0, col=2, enableMouse=False)
-        holder.setMenuEnabled(False)
-        holder.setFixedWidth(150)
-        self.legend = pg.LegendItem(offset=(0, 0), colCount=1, labelTextSize="8pt")
-        self.legend.setParentItem(holder)
-        self.legend.anchor((0, 0), (0, 0), offset=(4, 24))
-        self.legend_holder = holder
         self.bar_axis = NamesAxis("bottom")
-        self.bars_plot: pg.PlotItem = glw.addPlot(row=1, col=0, axisItems={"left": PowerAxis("left"),
-                                                                             "bottom": self.bar_axis})
+        self.bars_plot: pg.PlotItem = bars_cell.addPlot(row=0, col=0, axisItems={"left": PowerAxis("left"),
+                                                                                  "bottom": self.bar_axis})
+        self.ratio_label = pg.LabelItem("", size="8pt", justify="left")
+        self.bars_legend = legend_row(self.bars_plot, columns=1, lead=self.ratio_label)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, y0=0)
         self.bars_plot.addItem(self.bars)
         self.ghost_bars = pg.PlotDataItem([], [], symbol="o", symbolSize=6)
         self.bars_plot.addItem(self.ghost_bars)
-        self.bars_legend = pg.LegendItem(offset=(6, 26), labelTextSize="8pt")
-        self.bars_legend.setParentItem(self.bars_plot.getViewBox())
-        self.bars_legend.setVisible(False)
-        self.ratio_label = pg.TextItem("", anchor=(0, 0))
-        self.ratio_label.setParentItem(self.bars_plot.getViewBox())
-        self.ratio_label.setPos(6, 2)
         self.heat_axis = NamesAxis("left")
-        self.heat_plot: pg.PlotItem = glw.addPlot(row=1, col=1, colspan=2, axisItems={"left": self.heat_axis})
+        self.heat_plot: pg.PlotItem = heat_cell.addPlot(row=0, col=0,
+                                                        axisItems=readable_axes(left=self.heat_axis))
         self.heat = pg.ImageItem(axisOrder="col-major")
         self.heat_plot.addItem(self.heat)
         self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=GRADIENT_MAP, label="log₁₀ ‖∇‖",
                                         interactive=False, width=14, colorMapMenu=False)
         self.colorbar.setImageItem(self.heat, insert_in=self.heat_plot)
-        glw.ci.layout.setRowStretchFactor(0, 3)
-        glw.ci.layout.setRowStretchFactor(1, 2)
         self.curves: list[pg.PlotDataItem] = []
         self.ghost_curves: list[pg.PlotDataItem] = []
         self._nodes: list[str] = []
         self._ghost_key: tuple[int, int] | None = None
         self._ghost_last = 0.0
+        self._ghost_norms = self._ghost_values = np.zeros(0)
         self._heat_at = 0.0
         self.values = np.zeros(0)
         self.curves_range = SteadyRange(self.curves_plot)
@@ -108,18 +118,16 @@ class GradientPanel(PlotPanel):
         self._levels: tuple[float, float] | None = None
 
     def _style(self) -> None:
-        style_plot(self.curves_plot, "Gradient norm per layer over time", "‖∇W‖ (log)", "step")
-        style_plot(self.bars_plot, f"Gradient norm by depth (input → output), mean of last {RECENT} steps",
-                   "‖∇W‖ (log)", "layer")
-        style_plot(self.heat_plot, "Layer × time: log₁₀ gradient norm", "layer", "step")
+        style_plot(self.curves_plot, "Gradient norm per layer over time (by step)", "‖∇W‖ (log)")
+        style_plot(self.bars_plot, f"Gradient norm by depth, input → output (last {RECENT} steps)", "‖∇W‖ (log)")
+        style_plot(self.heat_plot, "Layer × step: log₁₀ gradient norm", "layer")
         self.heat_plot.showGrid(x=False, y=False)
-        style_legend(self.legend)
-        style_legend(self.bars_legend)
-        self.legend.setBrush(pg.mkBrush(None))
-        self.legend.setPen(pg.mkPen(None))
-        _, fg, _ = palette_colors()
-        self.ratio_label.setColor(fg)
-        _, _, dim = palette_colors()
+        for legend in (self.legend, self.bars_legend):
+            style_legend(legend)
+            legend.setBrush(pg.mkBrush(None))
+            legend.setPen(pg.mkPen(None))
+        _, fg, dim = palette_colors()
+        self.ratio_label.setText(self.ratio_label.text, color=fg.name())
         for name in ("left", "right", "top", "bottom"):
             axis = self.colorbar.getAxis(name)
             axis.setPen(pg.mkPen(dim))
@@ -143,9 +151,9 @@ class GradientPanel(PlotPanel):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
             self.curves_plot.addItem(curve)
-            self.legend.addItem(curve, nid)
             self.curves.append(curve)
-        self._fit_legend()
+        for i in legend_sample(len(nodes)):
+            self.legend.addItem(self.curves[i], nodes[i])
         self.bar_axis.set_names(nodes)
         self.heat_axis.set_names(nodes)
         if colors:  # (pyqtgraph 0.14 fails on an empty pens list)
@@ -154,38 +162,31 @@ class GradientPanel(PlotPanel):
         self.bars_plot.setXRange(-0.6, max(0, len(nodes) - 1) + 0.6, padding=0)
         self._ghost_key = None
 
-    def _fit_legend(self) -> None:
-        """As many legend columns as the plot's height needs (one row ≈ 18 px)."""
-        rows = max(3, int((self.curves_plot.height() - 30) / 18))
-        cols = max(1, math.ceil(len(self._nodes) / rows))
-        if cols != self.legend.columnCount:
-            self.legend.setColumnCount(cols)
-            self.legend_holder.setFixedWidth(20 + 75 * cols)
-
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt name)
-        super().resizeEvent(event)  # type: ignore[arg-type]
-        QTimer.singleShot(0, self._fit_legend)  # after the layout has given the plot its size
-
     # -- drawing ----------------------------------------------------------------------------
     def bar_values(self) -> np.ndarray:
         """The norms the bars show (first layer first): what the tests check."""
         return self.values.copy()
 
+    def _set_ratio(self, text: str) -> None:
+        if text != self.ratio_label.text:
+            self.ratio_label.setText(text, color=palette_colors()[1].name())
+
     def _draw(self) -> None:
         rec = self.record
-        if rec is None:
-            self._ensure_curves([])
-            self._draw_ghost()
-            return
-        self._ensure_curves(rec.nodes)
-        if not rec.nodes or not rec.n_steps:
-            self.values = np.zeros(len(rec.nodes))
+        self._ensure_curves(rec.nodes if rec is not None else [])
+        self._draw_ghost()
+        if rec is None or not rec.nodes or not rec.n_steps:
+            self.values = np.zeros(len(rec.nodes) if rec is not None else 0)
             for curve in self.curves:
                 curve.setData([], [])
             self.bars.setOpts(x=[], height=[])
             self.heat.clear()
-            self.ratio_label.setText("")
-            self._draw_ghost()
+            self._set_ratio("")
+            if len(self._ghost_values):  # only the ghost: its own scale
+                lo, hi = log_range(self._ghost_values)
+                self._place_ghost_bars(lo)
+                self.bars_plot.setYRange(lo, hi + 0.3, padding=0)
+                self.curves_range.update(0.0, self._ghost_last, (lo, hi), exact=True)
             return
         owner = (id(rec), id(self.ghost))
         if owner != self._range_owner:  # a new run or ghost: views start over
@@ -198,16 +199,18 @@ class GradientPanel(PlotPanel):
             curve.setData(steps, positive(grads[:, i]))
         self.values = rec.recent_norms(RECENT)
         lo, hi = log_range(np.concatenate([self.values, grads.ravel()]))
+        if len(self._ghost_values):  # the comparison must stay on the axes (a vanishing ghost sits decades lower)
+            lo, hi = min(lo, log_range(self._ghost_values)[0]), max(hi, log_range(self._ghost_values)[1])
         with np.errstate(divide="ignore"):
             logs = np.log10(np.where(self.values > 0, self.values, 10.0 ** lo))
         self.bars.setOpts(x=np.arange(len(logs)), height=logs - lo, y0=lo)
         self.bars_plot.setYRange(lo, hi + 0.3, padding=0)
-        self.ratio_label.setText(ratio_text(self.values[0], self.values[-1]) if len(self.values) > 1 else "")
+        self._place_ghost_bars(lo)
+        self._set_ratio(flow_text(rec, self.values))
         now = time.perf_counter()
         if now - self._heat_at >= HEAT_INTERVAL or rec.finish is not None:
             self._heat_at = now  # the long view changes slowly; re-rendering it each frame cost the trainer
             self._draw_heat(rec, steps, grads, lo, hi)
-        self._draw_ghost()
         self._fit_ranges(rec, float(steps[-1]), lo, hi)
 
     def _draw_heat(self, rec: RunRecord, steps: np.ndarray, grads: np.ndarray, lo: float, hi: float) -> None:
@@ -223,11 +226,13 @@ class GradientPanel(PlotPanel):
             self.colorbar.setLevels((lo, hi))
 
     def _fit_ranges(self, rec: RunRecord, last_step: float, lo: float, hi: float) -> None:
-        """Views grow in steps (x) and whole decades (y) instead of moving every frame."""
+        """Views grow in steps (x) and whole decades (y) instead of moving every frame. The x
+        axis follows the shown run: a longer ghost is cut at its end, not stretching it."""
         done = rec.finish is not None
-        self.curves_range.update(0.0, max(last_step, self._ghost_last), (lo, hi), exact=done)
+        self.curves_range.update(0.0, last_step, (lo, hi), exact=done)
 
     def _draw_ghost(self) -> None:
+        """The ghost's curves (once per ghost); its bars are placed by :meth:`_place_ghost_bars`."""
         ghost = self.ghost
         key = (id(ghost), ghost.version) if ghost is not None else None
         if key == self._ghost_key:
@@ -238,9 +243,9 @@ class GradientPanel(PlotPanel):
         self.ghost_curves = []
         self.bars_legend.clear()
         self._ghost_last = 0.0
+        self._ghost_norms = self._ghost_values = np.zeros(0)
         if ghost is None or not ghost.n_steps or not ghost.nodes:
             self.ghost_bars.setData([], [])
-            self.bars_legend.setVisible(False)
             return
         steps, _, grads = ghost.step_view(MAX_POINTS // 2)
         self._ghost_last = float(steps[-1]) if len(steps) else 0.0
@@ -250,15 +255,21 @@ class GradientPanel(PlotPanel):
             curve.setZValue(-10)
             self.curves_plot.addItem(curve)
             self.ghost_curves.append(curve)
-        values = ghost.recent_norms(RECENT)
+        self._ghost_norms = ghost.recent_norms(RECENT)
+        self._ghost_values = np.concatenate([self._ghost_norms, grads.ravel()])
+        _, fg, _ = palette_colors()
+        self.ghost_bars.setData([], [], pen=ghost_pen(QColor(fg), 1.6), symbolBrush=None,
+                                symbolPen=pg.mkPen(QColor(fg)), name=f"ghost {ghost.label}")
+        self.ghost_bars.setZValue(10)
+        self.bars_legend.addItem(self.ghost_bars, f"ghost: {ghost.label}")
+
+    def _place_ghost_bars(self, lo: float) -> None:
+        """The ghost's recent norms by relative depth over this run's layers (zeros at the floor)."""
+        values = self._ghost_norms
+        if not len(values):
+            return
         n, m = max(len(self._nodes), 1), len(values)
         xs = np.arange(m) * ((n - 1) / (m - 1) if m > 1 else 0.0)
         with np.errstate(divide="ignore"):
-            logs = np.log10(np.where(values > 0, values, 1e-30))
-        _, fg, _ = palette_colors()
-        ghost_color = QColor(fg)
-        self.ghost_bars.setData(xs, logs, pen=ghost_pen(ghost_color, 1.6), symbolBrush=None,
-                                symbolPen=pg.mkPen(ghost_color), name=f"ghost {ghost.label}")
-        self.ghost_bars.setZValue(10)
-        self.bars_legend.addItem(self.ghost_bars, f"ghost: {ghost.label}")
-        self.bars_legend.setVisible(True)
+            logs = np.log10(np.where(values > 0, values, 10.0 ** lo))
+        self.ghost_bars.setData(xs, np.maximum(logs, lo))

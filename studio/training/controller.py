@@ -141,9 +141,16 @@ class TrainingController(QObject):
         return max(0.0, (total - done) / self.steps_per_s)
 
     # -- commands ----------------------------------------------------------------------------
-    def start(self, paused: bool = False, budget: int = 0) -> bool:
-        """Train the document's graph in a worker thread (continuing from the last weights
-        if the design is unchanged). False, with ``failed`` emitted, if it cannot start."""
+    def can_continue(self) -> bool:
+        """Whether there are weights a run could continue from: the last run's (or a loaded
+        model's) and the design has not changed since."""
+        return (not self.busy and self.model is not None
+                and self._model_key == _model_key(self.document.graph))
+
+    def start(self, paused: bool = False, budget: int = 0, fresh: bool = True) -> bool:
+        """Train the document's graph in a worker thread: from a fresh initialisation, or with
+        ``fresh=False`` on from the current weights (:meth:`can_continue`). False, with
+        ``failed`` emitted, if it cannot start."""
         if self.busy:
             if self.state == PAUSED:
                 self.resume()
@@ -155,7 +162,12 @@ class TrainingController(QObject):
             self.failed.emit(f"cannot train: {problems[0]}")
             return False
         key = _model_key(graph)
-        model = self.model if self.model is not None and key == self._model_key else None
+        if not fresh and not self.can_continue():
+            self.failed.emit("no trained weights to continue from (or the network changed since): "
+                             "Train (F5) starts a fresh run")
+            return False
+        had_weights = self.can_continue()
+        model = None if fresh else self.model
         if model is None:
             self.model, self._normaliser, self._model_key = None, None, key
         path = getattr(self.document, "path", None)
@@ -183,9 +195,11 @@ class TrainingController(QObject):
         self._set_state(COMPILING if compiling else (PAUSED if paused else RUNNING))
         if compiling:
             self.message.emit("compiling kernels… (first run only; later runs start in about a second)")
+        elif model is not None:
+            self.message.emit("continuing from the trained weights")
         else:
-            self.message.emit("continuing from the trained weights (Reset weights for a fresh start)"
-                              if model is not None else "training started")
+            self.message.emit("training from a fresh initialisation" + (
+                "; Continue Training (Ctrl+F5) trains on from the last weights instead" if had_weights else ""))
         self.runStarted.emit(self.record)
         return True
 
@@ -264,9 +278,17 @@ class TrainingController(QObject):
         if not self.busy:
             self.model, self._model_key, self._preview = None, None, None
 
+    def forget_run(self) -> None:
+        """The document shows another graph: no current run any more (the history keeps it)."""
+        if self.busy:
+            return
+        self.record, self.run = None, None
+        self._set_state(IDLE)
+
     # -- previews ----------------------------------------------------------------------------
     def adopt(self, model: Model, meta: dict[str, Any], graph: Graph) -> None:
-        """Hold weights loaded from a model file: Train continues from them, Export writes them."""
+        """Hold weights loaded from a model file: Continue Training trains on from them, Export
+        writes them."""
         from engine.data import Normaliser
 
         if self.busy:

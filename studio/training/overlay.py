@@ -74,10 +74,11 @@ class ScaleLegend(QWidget):
         p.setPen(fg)
         span = max(1.0, self.hi - self.lo)
         every = max(1, math.ceil(span / 6))
+        last_x = bar.left() + (int(self.hi) - self.lo) / span * bar.width()
         for k in range(int(self.lo), int(self.hi) + 1):
-            if (k - int(self.lo)) % every and k != int(self.hi):
-                continue
             x = bar.left() + (k - self.lo) / span * bar.width()
+            if k != int(self.hi) and ((k - int(self.lo)) % every or last_x - x < 40):
+                continue  # the last label is always drawn; one too close to it is left out
             p.drawLine(QPointF(x, bar.bottom()), QPointF(x, bar.bottom() + 3))
             p.drawText(QRectF(x - 20, bar.bottom() + 3, 40, 14), Qt.AlignmentFlag.AlignHCenter,
                        f"10{superscript(k)}")

@@ -18,12 +18,14 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QProgressBar, QToolBar
 
+from studio.icons import icon
 from studio.panels.runs_panel import RunsPanel
 from studio.plots.activations import ActivationPanel
 from studio.plots.boundary import BoundaryPanel
 from studio.plots.common import PlotPanel
 from studio.plots.curves import CurvesPanel
 from studio.plots.gradients import GradientPanel
+from studio.status import dot
 from studio.training.controller import (
     COMPILING,
     DIVERGED,
@@ -41,10 +43,16 @@ from studio.views.through_time import ThroughTimePanel
 
 PAINT_TICK_MS = 10  # between two panel redraws while a run streams
 LIVE_PLOT_HZ = 27
-SHORTCUTS = {"train": "F5", "pause": "F6", "resume": "F7", "step": "F10", "stop": "Shift+F5",
-             "reset": "Ctrl+Shift+R"}
-STATE_TEXT = {IDLE: "idle", COMPILING: "⏳ compiling kernels…", RUNNING: "● training", PAUSED: "❚❚ paused",
-              FINISHED: "✓ finished", DIVERGED: "✗ diverged"}
+SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F7", "step": "F10",
+             "stop": "Shift+F5", "reset": "Ctrl+Shift+R"}
+STATE_TEXT = {IDLE: "idle", COMPILING: "compiling kernels…", RUNNING: "training", PAUSED: "paused",
+              FINISHED: "finished", DIVERGED: "diverged"}
+#: The colour of the dot before the run state (a finished run is coloured by how it ended).
+STATE_COLORS = {IDLE: "#8a8f98", COMPILING: "#e0a030", RUNNING: "#3d7fd9", PAUSED: "#e0a030",
+                "completed": "#3f9e55", "early stopping": "#3f9e55", "stopped": "#8a8f98",
+                DIVERGED: "#e5484d", "error": "#e5484d"}
+ICONS = {"train": "play", "continue": "continue", "pause": "pause", "resume": "play", "step": "step",
+         "stop": "stop", "reset": "reset"}
 
 
 def leave_a_core_for_the_ui() -> None:
@@ -102,6 +110,9 @@ class TrainingWorkspace(QObject):
     # -- construction -------------------------------------------------------------------------
     def _action(self, key: str, text: str, slot: Any, tip: str) -> QAction:
         act = QAction(text, self.window)
+        if key in ICONS:
+            act.setIcon(icon(ICONS[key]))
+            act.setProperty("icon_name", ICONS[key])  # re-themed by the main window
         if key in SHORTCUTS:
             act.setShortcut(QKeySequence(SHORTCUTS[key]))
             tip = f"{tip} ({SHORTCUTS[key]})"
@@ -114,11 +125,13 @@ class TrainingWorkspace(QObject):
 
     def _create_actions(self) -> None:
         c = self.controller
-        self._action("train", "▶ Train", self.train, "Train the network on its dataset")
-        self._action("pause", "❚❚ Pause", c.pause, "Pause after the current batch")
-        self._action("resume", "▶ Resume", c.resume, "Continue a paused run")
+        self._action("train", "Train", self.train, "Train the network from a fresh initialisation")
+        self._action("continue", "Continue Training", self.continue_training,
+                     "Train on from the current weights (the last run's, or an opened .bpmodel's)")
+        self._action("pause", "Pause", c.pause, "Pause after the current batch")
+        self._action("resume", "Resume", c.resume, "Continue a paused run")
         self._action("step", "Step", c.step, "Run exactly one batch, then stay paused")
-        self._action("stop", "■ Stop", lambda: c.stop(), "Stop the run (the curves stay)")
+        self._action("stop", "Stop", lambda: c.stop(), "Stop the run (the curves stay)")
         self._action("reset", "Reset Weights", c.reset_weights, "Fresh initialisation of all weights")
         tint = self._action("tint", "Gradient Tint on Canvas", self.overlay.set_enabled,
                             "Colour every layer card by its current gradient norm")
@@ -129,14 +142,14 @@ class TrainingWorkspace(QObject):
         a = self.actions
         tb = QToolBar("Training")
         tb.setObjectName("toolbar_training")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        tb.addActions([a["train"], a["pause"], a["resume"], a["step"], a["stop"]])
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["step"], a["stop"]])
         tb.addSeparator()
         tb.addAction(a["reset"])
         self.toolbar = tb
         self.window.add_toolbar(tb)
         menu = self.window.add_menu("&Training")
-        menu.addActions([a["train"], a["pause"], a["resume"], a["step"], a["stop"]])
+        menu.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["step"], a["stop"]])
         menu.addSeparator()
         menu.addActions([a["reset"], a["tint"]])
         menu.addSeparator()
@@ -153,13 +166,14 @@ class TrainingWorkspace(QObject):
     def _create_status(self) -> None:
         bar = self.window.statusBar()
         self.status_label = QLabel()
+        self.status_label.setTextFormat(Qt.TextFormat.RichText)
         self.status_label.setMinimumWidth(320)
         self.progress = QProgressBar()
         self.progress.setFixedWidth(160)
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
-        bar.insertPermanentWidget(0, self.status_label)
-        bar.insertPermanentWidget(1, self.progress)
+        bar.insertPermanentWidget(1, self.status_label)  # after the message area, before the problems
+        bar.insertPermanentWidget(2, self.progress)
 
     def _create_docks(self) -> None:
         w = self.window
@@ -189,9 +203,11 @@ class TrainingWorkspace(QObject):
             for key in docks:
                 if key != "gradients":
                     w.tabifyDockWidget(first, docks[key])
-            summary = w.docks.get("dock_summary")
-            if summary is not None:
-                w.tabifyDockWidget(first, summary)
+            # History among the bottom tabs: split below the Inspector it left a convolution's
+            # parameters about 200 px at 1280x800
+            for key in ("dock_summary", "dock_history"):
+                if w.docks.get(key) is not None:
+                    w.tabifyDockWidget(first, w.docks[key])
             first.raise_()
             QTimer.singleShot(0, lambda: w.resizeDocks([first], [max(300, w.height() * 2 // 5)],
                                                        Qt.Orientation.Vertical))
@@ -208,13 +224,17 @@ class TrainingWorkspace(QObject):
         c.updated.connect(self._on_updated)
         c.runFinished.connect(self._on_run_finished)
         c.weightsChanged.connect(self._on_weights_changed)
+        c.weightsChanged.connect(self._update_actions)
         c.message.connect(lambda text: self.window.show_status(text, 8000))
         c.failed.connect(self._on_failed)
+        self._diverged_message = ""
         c.divergedAt.connect(self._on_diverged)
         self.runs_panel.showRequested.connect(self.show_run)
         self.runs_panel.ghostChanged.connect(self.set_ghost)
         self.runs_panel.exportRequested.connect(self.export_run)
         self.document.lockChanged.connect(self._update_actions)
+        self.document.graphReset.connect(self._on_graph_reset)
+        self.document.changed.connect(self._update_actions)  # an edit can make the weights stale
         self._status_timer = QTimer(self)
         self._status_timer.setInterval(250)
         self._status_timer.timeout.connect(self._update_status)
@@ -227,10 +247,15 @@ class TrainingWorkspace(QObject):
 
     # -- commands -----------------------------------------------------------------------------
     def train(self) -> None:
+        """F5: a fresh run (a paused one resumes)."""
         if self.controller.state == PAUSED:
             self.controller.resume()
         else:
-            self.controller.start()
+            self.controller.start(fresh=True)
+
+    def continue_training(self) -> None:
+        """Ctrl+F5: train on from the current weights."""
+        self.controller.start(fresh=False)
 
     def shutdown(self) -> bool:
         """Stop and join the training thread (window closing)."""
@@ -285,6 +310,22 @@ class TrainingWorkspace(QObject):
         return True
 
     # -- slots ----------------------------------------------------------------------------------
+    def _on_graph_reset(self) -> None:
+        """Another graph (New, Open): its plots, canvas tint and run state start empty, and a
+        ghost of the previous graph is dropped rather than kept silently over a graph it does
+        not belong to. Runs keeps every run, to show or ghost again."""
+        if self.controller.busy:  # (replacing the document is refused while a run holds it)
+            return
+        if self.ghost is not None:
+            self.runs_panel.set_ghost(None)  # → ghostChanged → set_ghost(None)
+            self.set_ghost(None)
+        self.controller.forget_run()
+        self.show_run(None)
+        self.boundary.record = None
+        self._boundary_run = None
+        self.boundary.set_data(None, None, "classification", 2)
+        self._update_status()
+
     def _on_run_started(self, record: RunRecord) -> None:
         self.overlay.clear()
         self.show_run(record)
@@ -333,7 +374,9 @@ class TrainingWorkspace(QObject):
         if self.shown is record:
             self.overlay.update_from(record, force=True)
         self.boundary.settle()
+        self._update_actions()
         self._update_status()
+        self._tell_divergence()
 
     def _on_weights_changed(self) -> None:
         run = self.controller.run
@@ -348,12 +391,19 @@ class TrainingWorkspace(QObject):
             self.overlay.clear()
 
     def _on_failed(self, message: str) -> None:
-        self.window.show_status(f"⚠ {message}", 15000)
+        self.window.show_status(message, 15000, warning=True)
         QMessageBox.warning(self.window, "Cannot train", message)
 
     def _on_diverged(self, message: str) -> None:
-        self.window.show_status(f"⚠ {message}", 20000)
-        QMessageBox.warning(self.window, "Training diverged", message)
+        """Said at once in the status bar; the dialog waits until the run has really ended
+        (the toolbar and status then show a stopped run, not a running one behind the dialog)."""
+        self.window.show_status(message, 20000, warning=True)
+        self._diverged_message = message
+
+    def _tell_divergence(self) -> None:
+        message, self._diverged_message = self._diverged_message, ""
+        if message:
+            QMessageBox.warning(self.window, "Training diverged", message)
 
     def _on_state(self, state: str) -> None:
         self._update_actions()
@@ -363,17 +413,21 @@ class TrainingWorkspace(QObject):
         s, busy = self.controller.state, self.controller.busy
         a = self.actions
         a["train"].setEnabled(not busy or s == PAUSED)
-        a["train"].setText("▶ Train" if not busy else "▶ Train (resume)")
+        a["train"].setText("Train" if not busy else "Train (resume)")
         a["pause"].setEnabled(busy and s in (RUNNING, COMPILING))
         a["resume"].setEnabled(busy and s == PAUSED)
         a["step"].setEnabled(True)
         a["stop"].setEnabled(busy)
+        a["continue"].setEnabled(self.controller.can_continue() and self.document.editable)
         a["reset"].setEnabled(self.controller.model is not None or busy)
 
     def _update_status(self) -> None:
         c = self.controller
         rec = c.record
-        text = STATE_TEXT.get(c.state, c.state)
+        state = c.state
+        if state == FINISHED and rec is not None and rec.finish is not None:
+            state = rec.state_text  # the same word as the Runs list: completed, stopped, early stopping
+        text = STATE_TEXT.get(state, state)
         done, total = c.progress()
         if rec is not None and rec.n_steps:
             epoch = int(rec.step_epoch.data[-1]) + 1 if len(rec.step_epoch) else 0
@@ -383,7 +437,7 @@ class TrainingWorkspace(QObject):
                 rate = float(rec.rate.data[-1]) if len(rec.rate) else 0.0
                 text += f" · {rate / 1000:.1f}k samples/s" if rate >= 1000 else f" · {rate:.0f} samples/s"
                 text += f" · ETA {format_eta(c.eta_seconds())}"
-        self.status_label.setText(text)
+        self.status_label.setText(dot(STATE_COLORS.get(state, STATE_COLORS[IDLE]), text))
         if c.state == COMPILING or (c.busy and not total):
             self.progress.setRange(0, 0)
         else:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
 
 from studio.canvas.view import EditorView
+from studio.panels.editors import ChoiceOrInts, IntsRow
 
 
 def view_point(view: EditorView, scene_pos: QPointF) -> QPoint:
@@ -25,14 +29,19 @@ def drag(view: EditorView, start: QPointF, end: QPointF, steps: int = 6,
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, modifier, b)
 
 
-def port_pos(window, node_id: str, port: str = "out") -> QPointF:
+def port_pos(window, node_id: str, port: str = "out", kind: str = "") -> QPointF:
+    """Scene position of a port: ``kind`` "out" or "in"; by default an input port, except
+    ``"out"``, the primary output."""
     item = window.scene.node_item(node_id)
-    port_item = item.output if port == "out" else item.input_port(port)
+    if not kind:
+        kind = "out" if port == "out" else "in"
+    port_item = item.output_port(port) if kind == "out" else item.input_port(port)
+    assert port_item is not None, f"'{node_id}' has no {kind}put port {port!r}"
     return port_item.scene_center()
 
 
-def connect_by_drag(window, src: str, dst: str, dst_port: str = "in") -> None:
-    drag(window.view, port_pos(window, src, "out"), port_pos(window, dst, dst_port))
+def connect_by_drag(window, src: str, dst: str, dst_port: str = "in", src_port: str = "out") -> None:
+    drag(window.view, port_pos(window, src, src_port, "out"), port_pos(window, dst, dst_port, "in"))
 
 
 def add_from_palette(window, title: str) -> str:
@@ -47,3 +56,33 @@ def add_from_palette(window, title: str) -> str:
     selected = window.scene.selected_node_ids()
     assert len(selected) == 1
     return selected[0]
+
+
+def set_editor(widget: QWidget, value: Any) -> None:
+    """Enter ``value`` in a parameter editor the way a person does: type into a spin box,
+    tick, pick from a combo, type a line and leave it; for a list row, each element (with
+    the link undone when the elements differ); for a word-or-numbers editor, pick the word
+    or "custom" and then the numbers."""
+    if isinstance(widget, ChoiceOrInts):
+        if isinstance(value, str):
+            widget.combo.setCurrentText(value)
+            return
+        widget.combo.setCurrentText(widget.custom)
+        set_editor(widget.numbers, value)
+    elif isinstance(widget, IntsRow):
+        values = [value] * len(widget.spins) if isinstance(value, int) else list(value)
+        if widget.link.isChecked() and len(set(values)) > 1:
+            widget.link.click()
+        for spin, v in zip(widget.spins, values, strict=True):
+            spin.setValue(v)
+    elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        widget.setValue(value)
+    elif isinstance(widget, QCheckBox):
+        widget.setChecked(value)
+    elif isinstance(widget, QComboBox):
+        widget.setCurrentText(value)
+    elif isinstance(widget, QLineEdit):
+        widget.setText(", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+        widget.editingFinished.emit()
+    else:
+        raise AssertionError(f"no way to edit a {type(widget).__name__}")

@@ -37,7 +37,7 @@ def xor(window):
 
 
 def status(window) -> str:
-    return window.statusBar().currentMessage()
+    return window.status_text()
 
 
 def test_a_refused_connection_shows_the_engine_reason_and_changes_nothing(xor):

@@ -10,11 +10,17 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, Q
 
 from engine.layers import REGISTRY
 from engine.layers.base import ParamSpec
+from studio.panels.editors import ChoiceOrInts, IntsRow
 from studio.panels.palette import ENTRY_ROLE
-from tests.studio.helpers import add_from_palette
+from studio.text import readable
+from tests.studio.helpers import add_from_palette, set_editor
 
 WIDGET = {"int": QSpinBox, "float": QDoubleSpinBox, "bool": QCheckBox, "choice": QComboBox,
-          "ints": QLineEdit, "choice_or_ints": QLineEdit, "str": QLineEdit}
+          "ints": QLineEdit, "choice_or_ints": ChoiceOrInts, "str": QLineEdit}
+
+
+def widget_class(spec: ParamSpec) -> type:
+    return IntsRow if spec.kind == "ints" and spec.length else WIDGET[spec.kind]
 
 
 def palette_title(window, type_name: str) -> str:
@@ -37,22 +43,14 @@ def another_value(spec: ParamSpec, value):
         lo = spec.min if spec.min is not None else value - 1.0
         return (value + hi) / 2 if hi > value else (value + lo) / 2
     if spec.is_list:
+        if isinstance(value, str):
+            words = [c for c in spec.choices if c != value]
+            return words[0] if words else [spec.element_range(0)[0]] * (spec.length or 1)
         if spec.length is None:
             return [3] if list(value) != [3] else [4]
-        return [1] * spec.length if isinstance(value, str) else [v + 1 for v in value]
+        lo, hi = spec.element_range(0)
+        return [value[0] + 1 if hi is None or value[0] < hi else value[0] - 1, *value[1:]]
     return str(value) + "x"
-
-
-def set_widget(widget, spec: ParamSpec, value) -> None:
-    if spec.kind in ("int", "float"):
-        widget.setValue(value)
-    elif spec.kind == "bool":
-        widget.setChecked(value)
-    elif spec.kind == "choice":
-        widget.setCurrentText(value)
-    else:
-        widget.setText(", ".join(map(str, value)) if isinstance(value, list) else value)
-        widget.editingFinished.emit()
 
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))
@@ -64,7 +62,7 @@ def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name
     assert node.type == type_name
     item = window.scene.node_item(node_id)
     assert item.type_name == type_name and item.key_text == layer.summary_text(node.params)
-    assert len(item.inputs) == len(layer.inputs(node.params))
+    assert list(item.inputs) == list(node.input_ports()) and list(item.outputs) == list(node.output_ports())
     window.view.fit_all()
     assert not window.view.viewport().grab().isNull()  # paints without error
     insp = window.inspector
@@ -72,8 +70,8 @@ def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name
     assert list(insp.editors) == [s.name for s in layer.params]
     for spec in layer.params:
         widget = insp.editors[spec.name]
-        assert isinstance(widget, WIDGET[spec.kind]), spec.name
-        assert html.escape(spec.help) in widget.toolTip()
+        assert isinstance(widget, widget_class(spec)), spec.name
+        assert html.escape(readable(spec.help)) in widget.toolTip()
         if spec.kind in ("int", "float"):
             if spec.min is not None:
                 assert widget.minimum() == spec.min
@@ -85,7 +83,7 @@ def test_layer_can_be_added_shown_inspected_edited_and_removed(window, type_name
         old = doc.graph.node(node_id).params[spec.name]
         new = another_value(spec, old)
         index = doc.undo_stack.index()
-        set_widget(insp.editors[spec.name], spec, new)
+        set_editor(insp.editors[spec.name], new)
         got = doc.graph.node(node_id).params[spec.name]
         assert got == spec.coerce(new), spec.name
         assert doc.undo_stack.index() == index + 1  # one undo step per change
@@ -111,7 +109,7 @@ def test_inspector_refuses_an_invalid_value_with_the_engine_reason(window):
     insp.name_edit.setText("9lives")
     insp.name_edit.editingFinished.emit()
     assert "invalid node id" in insp.error.text() and node_id in window.document.graph.nodes
-    assert window.statusBar().currentMessage().endswith(insp.error.text())
+    assert window.status_text().endswith(insp.error.text())
 
 
 def test_a_new_category_appears_in_the_palette_by_itself(window, monkeypatch):
@@ -131,12 +129,19 @@ def test_a_new_category_appears_in_the_palette_by_itself(window, monkeypatch):
 
 
 def test_window_parameters_take_one_number_for_both_axes_or_a_word(window):
-    node_id = add_from_palette(window, palette_title(window, "Conv2D"))
+    """Conv2D's kernel 5 → 5×5 (the linked row), padding "same" or (2, 1), stride (2, 3);
+    MaxPool2D's stride "pool_size" or numbers."""
     insp = window.inspector
-    for name, text, expected in [("kernel_size", "5", (5, 5)), ("padding", "same", "same"),
-                                 ("padding", "2, 1", (2, 1)), ("stride", "[2, 3]", (2, 3))]:
-        insp.editors[name].setText(text)
-        insp.editors[name].editingFinished.emit()
-        assert window.document.graph.node(node_id).params[name] == expected, name
-    assert insp.editors["padding"].text() == "2, 1"
+    conv = add_from_palette(window, palette_title(window, "Conv2D"))
+    for name, value, expected in [("kernel_size", 5, (5, 5)), ("padding", "same", "same"),
+                                  ("padding", (2, 1), (2, 1)), ("stride", (2, 3), (2, 3))]:
+        set_editor(insp.editors[name], value)
+        assert window.document.graph.node(conv).params[name] == expected, name
+    assert insp.editors["padding"].numbers.value() == (2, 1)
+    assert insp.editors["kernel_size"].link.isChecked() and not insp.editors["stride"].link.isChecked()
+    pool = add_from_palette(window, palette_title(window, "MaxPool2D"))
+    assert insp.node_id == pool and insp.editors["stride"].combo.currentText() == "pool_size"
+    for value in [(1, 2), "pool_size"]:
+        set_editor(insp.editors["stride"], value)
+        assert window.document.graph.node(pool).params["stride"] == value
     window.document.undo_stack.setClean()

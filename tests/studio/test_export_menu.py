@@ -57,7 +57,7 @@ def test_numpy_export_through_the_dialog_predicts_like_the_engine(trained_moons,
 
     expected = model.predict(preprocess(meta, X))
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
-    assert "Exported" in window.statusBar().currentMessage()
+    assert "Exported" in window.status_text()
 
 
 def test_onnx_export_runs_in_onnxruntime_like_the_engine(trained_moons, tmp_path):
@@ -94,7 +94,8 @@ def test_saved_model_reopens_with_its_weights_and_training_continues(trained_moo
         np.testing.assert_array_equal(again.predict(X), expected)
         ws = other.training
         other.document.graph.training["epochs"] = 1
-        ws.actions["train"].trigger()
+        assert ws.actions["continue"].isEnabled()
+        ws.actions["continue"].trigger()
         wait_idle(qtbot, ws)
         record = ws.controller.record
         assert record.n_steps == 10

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from studio.plots.boundary import MAX_GRID
-from tests.studio.test_training_run import open_example, wait_idle
+from tests.studio.test_training_run import open_example, train_example, wait_idle
 
 
 def test_plots_explain_themselves_until_a_run_exists(window, qtbot, tmp_path):
@@ -24,14 +24,11 @@ def test_plots_explain_themselves_until_a_run_exists(window, qtbot, tmp_path):
 
 
 def test_boundary_axes_show_data_coordinates_and_the_final_frame_is_full_resolution(window, qtbot, tmp_path):
-    open_example(window, tmp_path, "moons_mlp", epochs=3)
+    train_example(window, qtbot, tmp_path, "moons_mlp", "boundary", epochs=3)
     ws = window.training
-    ws.panel_docks["boundary"].raise_()
-    ws.actions["train"].trigger()
-    wait_idle(qtbot, ws)
     panel = ws.boundary
     assert not panel.hint.isVisible()
-    qtbot.waitUntil(lambda: panel.image.image is not None and panel.image.image.shape[0] == MAX_GRID,
+    qtbot.waitUntil(lambda: panel.image.image is not None and max(panel.image.image.shape[:2]) == MAX_GRID,
                     timeout=3000)
     for name in ("left", "bottom"):  # moons span about -1..2: ticks must read those values, not ×1000
         assert panel.plot.getAxis(name).autoSIPrefixScale == 1.0

@@ -28,6 +28,17 @@ def open_example(window, tmp_path: Path, name: str, **training) -> Graph:
     return graph
 
 
+def train_example(window, qtbot, tmp_path: Path, name: str, dock: str = "", **training):
+    """Open examples/<name>.json (training keys overridden), show ``dock``'s plot, train to the end."""
+    open_example(window, tmp_path, name, **training)
+    ws = window.training
+    if dock:
+        ws.panel_docks[dock].raise_()
+    ws.actions["train"].trigger()
+    wait_idle(qtbot, ws)
+    return ws.controller.record
+
+
 def trainer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "backprop-trainer" and t.is_alive()]
 
@@ -78,7 +89,7 @@ def test_train_xor_from_the_toolbar_reaches_full_accuracy(window, qtbot, tmp_pat
     assert len(ws.gradients.curves) == len(rec.nodes) == 2
     for curve in ws.gradients.curves:
         assert len(curve.getData()[0]) > 0
-    assert "finished" in ws.status_label.text() and "300" in ws.status_label.text()
+    assert "completed" in ws.status_label.text() and "300" in ws.status_label.text()
     assert ws.progress.value() == ws.progress.maximum()
     assert ws.runs_panel.tree.topLevelItemCount() == 1
 
@@ -125,11 +136,8 @@ def test_step_from_idle_runs_exactly_one_batch(window, qtbot, tmp_path):
 
 
 def test_deep_sigmoid_gradients_vanish_in_the_bars_and_on_the_canvas(window, qtbot, tmp_path):
-    open_example(window, tmp_path, "deep_sigmoid", epochs=2)
+    train_example(window, qtbot, tmp_path, "deep_sigmoid", "gradients", epochs=2)
     ws = window.training
-    ws.panel_docks["gradients"].raise_()
-    ws.actions["train"].trigger()
-    wait_idle(qtbot, ws)
     qtbot.waitUntil(lambda: ws.gradients.bar_values().size > 0, timeout=2000)
     bars = ws.gradients.bar_values()
     nodes = ws.controller.record.nodes
