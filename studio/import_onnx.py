@@ -105,7 +105,7 @@ class ImportActions(QObject):
             controller.adopt(kept, self.imported.meta, graph)
         except BackpropError:
             return
-        self.window.show_status("The imported weights stay: Train (F5) fine-tunes them", 8000)
+        self.window.show_status("The imported weights stay: Continue Training (Ctrl+F5) fine-tunes them", 8000)
 
     def _load(self, path: Path) -> Any:
         from engine.importers import import_model

@@ -84,9 +84,10 @@ class InspectorPanel(QWidget):
         self.error.setStyleSheet(f"color: {theme.colors().error.name()};")
         self.arithmetic = SizeArithmeticBox(document)  # conv/pool: the output-size formula, live
         self.arithmetic.refused.connect(self._refuse)
-        for w in (self.title, self.arithmetic, self.help):
+        for w in (self.title, self.help):
             self._layout.addWidget(w)
-        self._layout.addLayout(self.form)
+        self._layout.addLayout(self.form)  # parameters first: in view at 1280x800 (help is cut short)
+        self._layout.addWidget(self.arithmetic)
         self._layout.addWidget(self.problem)
         self._layout.addWidget(self.error)
         self._layout.addStretch(1)

@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
+from engine.errors import BackpropError
 from engine.graph import Graph
 from engine.lessons import Evaluator, Lesson, Result
 from engine.lessons.runner import format_value
@@ -129,7 +130,7 @@ class LessonSession:
                                          "press Train in the lesson for a fresh run")
         else:
             live = LiveRun(record, match)
-            self.evaluator.reset(match)
+            self.evaluator.reset(match, graph)  # graph facts (sizes, warnings, counts) follow edits
             self.records[match] = record
             self.finished.discard(match)
         self.live = live
@@ -146,13 +147,25 @@ class LessonSession:
         self._results = None
         return True
 
-    def run_finished(self, record: Any, test_record: dict[str, Any] | None) -> str | None:
-        """The run ended; feed its test record. Returns the lesson run it was, if counted."""
+    def run_finished(self, record: Any, test_record: dict[str, Any] | None,
+                     trained: Any = None) -> str | None:
+        """The run ended; feed its test record, and when ``trained`` (the engine's finished
+        :class:`engine.session.Run`) is given, the pruning records the lesson's checks read.
+        Returns the lesson run it was, if counted."""
         live = self.live
         if live is None or live.record is not record or live.run is None:
             return None
         if test_record is not None:
             self.evaluator.feed(live.run, test_record)
+        fractions = self.evaluator.prune_fractions(live.run) if trained is not None else []
+        if fractions:
+            from engine.pruning import evaluate_pruned
+
+            try:
+                for pruned in evaluate_pruned(trained, fractions):
+                    self.evaluator.feed(live.run, {"event": "pruned", **pruned})
+            except BackpropError:  # the pruning checks stay undecided; the test record counts
+                pass
         self.finished.add(live.run)
         self._results = None
         return live.run

@@ -304,13 +304,13 @@ class LessonsPanel(QWidget):
         from engine.lessons.runner import test_record
 
         run = self.controller.run
-        extra = None
+        extra = trained = None
         if run is not None and run.model is self.controller.model and record.n_steps:
             try:
-                extra = test_record(run)
+                extra, trained = test_record(run), run
             except BackpropError as err:
                 self.window.show_status(f"⚠ lesson: {err}", 10000)
-        if session.run_finished(record, extra) is not None:
+        if session.run_finished(record, extra, trained) is not None:
             self.refresh_checks(force=True)
             if session.complete():
                 self.progress.mark(session.lesson.id, DONE if session.passed() else IN_PROGRESS)

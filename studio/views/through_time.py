@@ -156,7 +156,7 @@ class ThroughTimePanel(PlotPanel):
         self.titles = {"time": "‖∂L/∂h_t‖ through time (faint: step 1)", "sigma": "σ_max(Wh) over training",
                        "heat": "Hidden state h_t", "gate": "Mean gate"}
         self.grid = ""
-        self.arrange("square")
+        self.arrange_grid("square")
         self.time_range = SteadyRange(self.time_plot)
         self.sigma_range = SteadyRange(self.sigma_plot)
         self.model_source: Callable[[], Any] | None = None
@@ -232,7 +232,12 @@ class ThroughTimePanel(PlotPanel):
         _, fg, _ = palette_colors()
         plot.setTitle(text, color=fg.name(), size="9pt")
 
-    def arrange(self, grid: str) -> None:
+    def arrange(self) -> None:
+        """PlotPanel's layout hook (called on resizes): this view lays out its own four plots."""
+        if hasattr(self, "gate_plot"):
+            self.arrange_grid("square" if self.glw.height() >= SQUARE_MIN_HEIGHT else "row")
+
+    def arrange_grid(self, grid: str) -> None:
         """'square': 2 × 2 plots; 'row': the four side by side (a low dock)."""
         if grid == self.grid:
             return
@@ -251,7 +256,7 @@ class ThroughTimePanel(PlotPanel):
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)
-        self.arrange("square" if self.glw.height() >= SQUARE_MIN_HEIGHT else "row")
+        self.arrange()
 
     # -- inputs ------------------------------------------------------------------------------
     def set_data(self, X: np.ndarray | None, y: np.ndarray | None = None, task: str = "") -> None:

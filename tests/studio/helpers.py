@@ -19,6 +19,7 @@ def view_point(view: EditorView, scene_pos: QPointF) -> QPoint:
 def drag(view: EditorView, start: QPointF, end: QPointF, steps: int = 6,
          modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
     """Press at ``start``, move in steps, release at ``end`` (scene coordinates)."""
+    QTest.qWait(20)  # as a person would: deferred refreshes (inspector, cards) have run before a drag
     vp = view.viewport()
     a, b = view_point(view, start), view_point(view, end)
     QTest.mouseMove(vp, a)

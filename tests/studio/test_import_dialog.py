@@ -74,7 +74,7 @@ def test_import_opens_the_laid_out_graph_with_its_weights(window, torch_onnx, mo
     model, meta = window.training.controller.trained()
     X = np.random.default_rng(0).normal(size=(32, 2)).astype(np.float32)
     np.testing.assert_allclose(model.predict(X), ort_predict(torch_onnx, X), rtol=1e-5, atol=1e-6)
-    assert "Imported classifier.onnx" in window.statusBar().currentMessage()
+    assert "Imported classifier.onnx" in window.status_text()
     if SHOTS is not None:
         for size in ((1280, 800), (1600, 1000)):
             window.resize(*size)
@@ -100,7 +100,7 @@ def test_choosing_a_dataset_keeps_the_weights_and_training_fine_tunes_them(windo
     X = np.random.default_rng(1).normal(size=(16, 2)).astype(np.float32)
     imported = ort_predict(torch_onnx, X)
     np.testing.assert_allclose(model.predict(X), imported, rtol=1e-5, atol=1e-6)
-    window.training.actions["train"].trigger()
+    window.training.actions["continue"].trigger()  # Ctrl+F5: on from the imported weights
     wait_idle(qtbot, window.training)
     record = controller.record
     assert record.n_steps == 10  # 200 examples in batches of 20
@@ -162,7 +162,7 @@ def test_an_imported_lenet_opens_as_a_conv_graph_and_fine_tunes_on_digits(window
                           batch_size=64, optimizer={"name": "sgd", "lr": 0.05}))
     model, _ = window.training.controller.trained()
     np.testing.assert_allclose(model.predict(X), imported, rtol=1e-5, atol=1e-6)  # kept under the new setup
-    window.training.actions["train"].trigger()
+    window.training.actions["continue"].trigger()  # Ctrl+F5: on from the imported weights
     wait_idle(qtbot, window.training)
     tuned, _ = window.training.controller.trained()
     assert tuned is model and window.training.controller.record.n_steps > 0

@@ -96,7 +96,7 @@ def test_a_run_continuing_from_trained_weights_is_not_counted(qtbot, window):
     panel.start_lesson(LESSON)
     train_and_wait(qtbot, window, panel.train_button.click)
     counted = panel.session.records["no_hidden"]
-    train_and_wait(qtbot, window, window.training.train)  # F5 again: continues from the trained weights
+    train_and_wait(qtbot, window, window.training.continue_training)  # Ctrl+F5: on from the trained weights
     assert panel.session.live.run is None and "continued from trained weights" in panel.session.live.reason
     assert panel.session.records["no_hidden"] is counted
     assert "not checked" in checks_text(panel)
@@ -114,3 +114,28 @@ def test_no_stale_dock_tab_bar_is_left_on_screen(qtbot, window):
                 seen[bar.tabText(i)] = seen.get(bar.tabText(i), 0) + 1
     assert seen.get("Lessons") == 1 and seen.get("Inspector") == 1
     assert all(n == 1 for n in seen.values()), seen
+
+
+def test_a_finished_run_feeds_the_pruning_checks_the_lesson_reads():
+    """Lesson 9's pruning checks are decided in the studio as in `backprop lesson run` (the
+    session prunes the finished run's weights), not left pending."""
+    from engine.lessons.format import lessons_dir, load_lesson_file
+    from engine.lessons.runner import test_record
+    from engine.session import prepare_run
+    from studio.panels.lesson_session import LessonSession
+
+    lesson = load_lesson_file(lessons_dir() / "overfitting.toml")
+    session = LessonSession(lesson)
+    spec = lesson.run("weight_decay")
+    graph, record = spec.graph.copy(), object()
+    live = session.run_started(record, graph, continuing=False)
+    assert live.run == "weight_decay"
+    run = prepare_run(graph, spec.base_dir, listener=session.evaluator.listener("weight_decay"))
+    run.trainer.run()
+    before = run.model.snapshot()
+    session.run_finished(record, test_record(run), run)
+    pruning = [r for r in session.results() if "pruned_acc(weight_decay" in r.check
+               and "big" not in r.check]
+    assert len(pruning) == 2
+    assert all(r.status == "met" for r in pruning), [(r.check, r.status, r.value) for r in pruning]
+    assert (run.model.params == before.params).all()  # the trained weights are put back after pruning
