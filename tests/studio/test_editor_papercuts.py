@@ -38,6 +38,7 @@ def test_paste_never_lands_on_top_of_the_original(xor):  # noqa: F811
     before = set(xor.document.graph.nodes)
     for _ in range(3):  # again and again: each copy finds free room
         xor.actions["paste"].trigger()
+        QTest.qWait(20)  # the cards' deferred geometry refresh has run (as for drags)
         (new,) = set(xor.document.graph.nodes) - before
         before.add(new)
         others = [n for n in xor.document.graph.nodes if n != new]
