@@ -77,6 +77,27 @@ def format_count(n: int) -> str:
     return f"{n / 1e6:.2f}M params"
 
 
+def footer_texts(fm: QFontMetricsF, shapes: str, count: str, width: float) -> tuple[str, str]:
+    """The card's second row, output shapes on the left and the weight count on the right,
+    fitted to ``width`` without overprinting: the count first takes a shorter form
+    ("1.5k params", then "1.5k"), then the shapes are elided (the Inspector shows them whole)."""
+    gap = 8.0
+    if not count:
+        return shapes, count
+    number = count.split()[0].replace(",", "")
+    forms = [count]
+    if number.isdigit() and int(number) >= 1000:
+        short = f"{int(number) / 1000:.1f}k"
+        forms += [f"{short} params", short]
+    elif not number.isdigit():  # already "150.5k" or "1.25M"
+        forms.append(number)
+    for form in forms:
+        if fm.horizontalAdvance(shapes) + gap + fm.horizontalAdvance(form) <= width:
+            return shapes, form
+    room = width - gap - fm.horizontalAdvance(forms[-1])
+    return fm.elidedText(shapes, Qt.TextElideMode.ElideRight, max(room, 0.0)), forms[-1]
+
+
 def time_steps(category: str, in_shapes: list | None) -> int | None:
     """T of a recurrent layer from the shape report (its input is (T, F)); None otherwise."""
     if category != "recurrent" or not in_shapes or in_shapes[0] is None or len(in_shapes[0]) != 2:
@@ -347,9 +368,10 @@ class NodeItem(QGraphicsItem):
         painter.setPen(c.text_dim)
         painter.setFont(fonts.small)
         row2 = QRectF(left, top + ROW + 2, inner, ROW)
-        painter.drawText(row2, LEFT, f"→ {self.shape_text}")
-        if self.count_text:
-            painter.drawText(row2, RIGHT, self.count_text)
+        shapes, count = footer_texts(fm_small, f"→ {self.shape_text}", self.count_text, inner)
+        painter.drawText(row2, LEFT, shapes)
+        if count:
+            painter.drawText(row2, RIGHT, count)
 
     @staticmethod
     def _paint_port_labels(painter: QPainter, c: theme.CanvasColors, ports: dict[str, PortItem],
