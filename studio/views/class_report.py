@@ -73,8 +73,8 @@ class ClassReportPanel(LivePanel):
         col.addWidget(self.gallery, 1)
         # the dock is wide and short: matrix on the left, the gallery beside it
         split = QSplitter(Qt.Orientation.Horizontal)
-        self.layout().removeWidget(self.glw)
-        split.addWidget(self.glw)
+        self.layout().removeWidget(self.scroll)  # the plot area (glw inside its scroll area) goes left
+        split.addWidget(self.scroll)
         split.addWidget(right)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)

@@ -87,6 +87,19 @@ def test_confusion_matrix_counts_every_test_example_once(trained):
     assert f"{359 - wrong:,} of 359" in report.heading.text()
 
 
+def test_the_matrix_and_the_gallery_share_the_short_dock_side_by_side(trained):
+    """The bottom dock is wide and short: the matrix on the left, the gallery beside it, nothing
+    left empty above them (a stray plot scroll area once took the top of the dock)."""
+    report = trained.plots["class_report"]
+    matrix, gallery = report.scroll, report.gallery
+    for widget in (matrix, gallery):
+        assert widget.isVisible() and widget.width() > 100 and widget.height() > 100
+    left_of = matrix.mapTo(report, matrix.rect().topRight()).x()
+    assert left_of <= gallery.mapTo(report, gallery.rect().topLeft()).x()
+    assert report.glw.parentWidget() is not None and report.glw.isVisible()
+    assert matrix.height() >= 0.8 * report.height() - 40  # the matrix takes the dock's height
+
+
 def test_clicking_a_misclassified_example_shows_it_in_the_feature_maps(trained, qtbot):
     report, maps = trained.plots["class_report"], trained.plots["feature_maps"]
     if report.gallery.count() == 0:
