@@ -24,6 +24,7 @@ import numpy as np
 from engine.errors import GraphError, ModelFileError, TrainingError
 from engine.fused import FusedChain
 from engine.graph import Graph, PortRef
+from engine.layers import batch_halves
 from engine.layers.base import NodeRuntime, Shape
 from engine.losses import loss_and_grad
 
@@ -103,6 +104,7 @@ class Model:
         self._scratch: OrderedDict[int, dict[str, dict[str, np.ndarray]]] = OrderedDict()
         self.min_batch = max((rt.type.min_batch for rt in self.runtimes.values()), default=1)
         self.fused: FusedChain | None = None
+        self._blas_threads = batch_halves.step_blas_threads(rt.type.category for rt in self.runtimes.values())
         self.init_weights(seed)
         if fused:
             self.fused = FusedChain.build(self)
@@ -333,11 +335,12 @@ class Model:
         """One training forward and backward: returns the loss, fills ``self.grads``."""
         if self.fused is not None:
             return self.fused.loss_and_grads(X, T)
-        self.forward(X, training=True)
-        z = self.outputs[self.loss_from]
-        dz = np.empty_like(z)
-        loss = loss_and_grad(self.loss, z, T, dz)
-        self.backward(dz, self.loss_from)
+        with self._blas_threads:
+            self.forward(X, training=True)
+            z = self.outputs[self.loss_from]
+            dz = np.empty_like(z)
+            loss = loss_and_grad(self.loss, z, T, dz)
+            self.backward(dz, self.loss_from)
         return loss
 
     def _chunks(self, X: np.ndarray, batch_size: int | None) -> Iterator[np.ndarray]:

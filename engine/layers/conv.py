@@ -12,6 +12,7 @@ ONNX; initialisers see fan_in = C·kh·kw and fan_out = F·kh·kw.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from engine.kernels.conv import (
 )
 from engine.layers import conv_export as export
 from engine.layers.base import LayerType, ParamSpec, register
+from engine.layers.batch_halves import halves, run_parts
 from engine.layers.conv_geometry import (
     Arithmetic,
     as_2d,
@@ -143,46 +145,85 @@ def _conv_init(p, in_shapes, rng):
 
 def _conv_scratch(layer: str):
     def scratch(p, in_shapes, n):
-        """Per batch of n: the im2col columns (C·kh·kw, n·Ho·Wo), reused by backward for
-        ∂L/∂cols, and the GEMM's (F, n·Ho·Wo) result, reused for the transposed ∂L/∂y."""
+        """Per batch of n, for each part of the batch (:func:`halves`: one, or two halves run
+        on two threads): the im2col columns (C·kh·kw, m·Ho·Wo), reused by backward for
+        ∂L/∂cols, and the GEMM's (F, m·Ho·Wo) result, reused for the transposed ∂L/∂y; with
+        two parts also the second half's ∂L/∂W and ∂L/∂b, added to the first's."""
         plan = make_plan(layer, p, tuple(in_shapes[0]))
-        return {"cols": (plan.window, n * plan.positions), "rows": (plan.f, n * plan.positions)}
+        parts = halves(n)
+        out = {}
+        for k, (a, b) in enumerate(parts):
+            out[f"{k}:cols"] = (plan.window, (b - a) * plan.positions)
+            out[f"{k}:rows"] = (plan.f, (b - a) * plan.positions)
+        if len(parts) > 1:
+            out.update(dW=(plan.f, plan.window), db=(plan.f,))
+        return out
     return scratch
 
 
+ConvPart = tuple[int, int, np.ndarray, np.ndarray]
+
+
+def _conv_parts(rt, plan: Plan, n: int) -> list[ConvPart]:
+    """(first image, end image, columns, GEMM rows) of every part of a batch of ``n``."""
+    return [(a, b, _buffer(rt, f"{k}:cols", (plan.window, (b - a) * plan.positions)),
+             _buffer(rt, f"{k}:rows", (plan.f, (b - a) * plan.positions))) for k, (a, b) in enumerate(halves(n))]
+
+
 def _conv_forward(rt, xs):
-    """y = W₂·im2col(x) + b, laid out back into (N, F, Ho, Wo) (see engine/kernels/conv.py)."""
+    """y = W₂·im2col(x) + b, laid out back into (N, F, Ho, Wo) (see engine/kernels/conv.py);
+    the halves of a large batch on two threads (engine/layers/batch_halves.py)."""
     plan = plan_of(rt)
     x = _images(rt, xs[0], plan)
     n = len(x)
-    cols = _buffer(rt, "cols", (plan.window, n * plan.positions))
-    im2col(x, *plan.conv_args, cols)
-    rows = _buffer(rt, "rows", (plan.f, n * plan.positions))
-    np.matmul(rt.W["W"].reshape(plan.f, plan.window), cols, out=rows)
+    w2 = rt.W["W"].reshape(plan.f, plan.window)
+    bias = rt.W["b"] if "b" in rt.W else np.empty(0, rt.dtype)
     y = np.empty((n, plan.f, plan.positions), rt.dtype)
-    rows_to_nchw(rows, rt.W["b"] if "b" in rt.W else np.empty(0, rt.dtype), y)
-    rt.cache["cols"], rt.cache["n"] = cols, n
+    parts = _conv_parts(rt, plan, n)
+
+    def part(a: int, b: int, cols: np.ndarray, rows: np.ndarray) -> None:
+        im2col(x[a:b], *plan.conv_args, cols)
+        np.matmul(w2, cols, out=rows)
+        rows_to_nchw(rows, bias, y[a:b])
+
+    run_parts([functools.partial(part, *p) for p in parts])
+    rt.cache["parts"], rt.cache["n"] = parts, n
     return y.reshape((n,) + tuple(rt.out_shape))
 
 
 def _conv_backward(rt, dy):
-    """∂L/∂W₂ = ΔY·colsᵀ, ∂L/∂b = Σ ΔY, ∂L/∂x = col2im(W₂ᵀ·ΔY) (ΔY: ∂L/∂y as (F, N·Ho·Wo)).
+    """∂L/∂W₂ = ΔY·colsᵀ, ∂L/∂b = Σ ΔY, ∂L/∂x = col2im(W₂ᵀ·ΔY) (ΔY: ∂L/∂y as (F, N·Ho·Wo)),
+    per part of the batch; the second half's ∂L/∂W and ∂L/∂b are added to the first's.
 
     The forward's columns are overwritten by ∂L/∂cols once ∂L/∂W is done: one backward per
     forward, as the model runs them.
     """
-    plan, cols, n = plan_of(rt), rt.cache["cols"], rt.cache["n"]
+    plan, parts, n = plan_of(rt), rt.cache["parts"], rt.cache["n"]
     delta = np.ascontiguousarray(dy, dtype=rt.dtype).reshape(n, plan.f, plan.positions)
-    rows = _buffer(rt, "rows", (plan.f, n * plan.positions))
-    nchw_to_rows(delta, rows)
-    if "b" in rt.G:
-        np.sum(rows, axis=1, out=rt.G["b"])
-    np.matmul(rows, cols.T, out=rt.G["W"].reshape(plan.f, plan.window))
-    if not rt.need_input_grad:
+    w2 = rt.W["W"].reshape(plan.f, plan.window)
+    has_bias = "b" in rt.G
+    grads = [(rt.G["W"].reshape(plan.f, plan.window), rt.G["b"] if has_bias else None)]
+    if len(parts) > 1:
+        grads.append((_buffer(rt, "dW", (plan.f, plan.window)), _buffer(rt, "db", (plan.f,))))
+    dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype) if rt.need_input_grad else None
+
+    def part(k: int, a: int, b: int, cols: np.ndarray, rows: np.ndarray) -> None:
+        nchw_to_rows(delta[a:b], rows)
+        dw, db = grads[k]
+        if has_bias:
+            np.sum(rows, axis=1, out=db)
+        np.matmul(rows, cols.T, out=dw)
+        if dx is not None:
+            np.matmul(w2.T, rows, out=cols)
+            col2im(cols, *plan.conv_args, dx[a:b])
+
+    run_parts([functools.partial(part, k, *p) for k, p in enumerate(parts)])
+    for dw, db in grads[1:]:
+        grads[0][0][...] += dw
+        if has_bias:
+            grads[0][1][...] += db
+    if dx is None:
         return [None]
-    np.matmul(rt.W["W"].reshape(plan.f, plan.window).T, rows, out=cols)
-    dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype)
-    col2im(cols, *plan.conv_args, dx)
     return [dx.reshape((n,) + tuple(rt.in_shapes[0]))]
 
 
@@ -202,21 +243,25 @@ def _window_warnings(layer: str):
 
 # ---- pooling ----------------------------------------------------------------------------
 def _max_pool_forward(rt, xs):
-    """y = the maximum of each window; the position of each maximum is kept for backward."""
+    """y = the maximum of each window; the position of each maximum is kept for backward.
+    The halves of a large batch on two threads."""
     plan = plan_of(rt)
     x = _images(rt, xs[0], plan)
-    y = np.empty((len(x), plan.c, plan.ho, plan.wo), rt.dtype)
+    n = len(x)
+    y = np.empty((n, plan.c, plan.ho, plan.wo), rt.dtype)
     argmax = np.empty(y.shape, np.int32)
-    max_pool_forward(x, *plan.pool_args, y, argmax)
-    rt.cache["argmax"], rt.cache["n"] = argmax, len(x)
-    return y.reshape((len(x),) + tuple(rt.out_shape))
+    run_parts([functools.partial(max_pool_forward, x[a:b], *plan.pool_args, y[a:b], argmax[a:b])
+               for a, b in halves(n)])
+    rt.cache["argmax"], rt.cache["n"] = argmax, n
+    return y.reshape((n,) + tuple(rt.out_shape))
 
 
 def _max_pool_backward(rt, dy):
     """∂L/∂y of each window goes to the (first) pixel that held its maximum."""
     plan, argmax, n = plan_of(rt), rt.cache["argmax"], rt.cache["n"]
     dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype)
-    max_pool_backward(np.ascontiguousarray(dy, dtype=rt.dtype).reshape(argmax.shape), argmax, dx)
+    delta = np.ascontiguousarray(dy, dtype=rt.dtype).reshape(argmax.shape)
+    run_parts([functools.partial(max_pool_backward, delta[a:b], argmax[a:b], dx[a:b]) for a, b in halves(n)])
     return [dx.reshape((n,) + tuple(rt.in_shapes[0]))]
 
 

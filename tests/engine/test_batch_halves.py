@@ -1,0 +1,76 @@
+"""The halves of a batch on two threads (engine/layers/batch_halves.py): when a batch is split,
+that both halves run at once on two threads with NumPy's BLAS held to one, and that a
+split convolution and max pooling give the numbers of the unsplit layer (float64, and
+finite differences through a small CNN trained on a split batch)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from layer_harness import finite_difference
+
+import engine.layers.conv as conv_layer
+from engine.compiler import compile_graph
+from engine.graph import Graph
+from engine.layers import batch_halves as H
+
+
+def test_a_batch_is_split_only_with_two_blas_threads_and_enough_examples():
+    assert H.halves(64, budget=1) == [(0, 64)]
+    assert H.halves(H.MIN_SPLIT - 1, budget=2) == [(0, H.MIN_SPLIT - 1)]
+    assert H.halves(17, budget=2) == [(0, 9), (9, 17)]
+    assert H.halves(64, budget=4) == [(0, 32), (32, 64)]
+
+
+def test_the_halves_run_at_once_on_two_threads_with_numpy_blas_on_one():
+    if not H.ONE_NUMPY_BLAS_THREAD._find():
+        pytest.skip("NumPy's BLAS is not an OpenBLAS that threadpoolctl controls")
+    before = H.ONE_NUMPY_BLAS_THREAD.budget()
+    both = threading.Barrier(2, timeout=10)  # each task waits for the other: they must overlap
+    seen: list[tuple[int, int]] = []
+
+    def task() -> None:
+        both.wait()
+        seen.append((threading.get_ident(), max(lc.get_num_threads() for lc in H.ONE_NUMPY_BLAS_THREAD._find())))
+
+    H.run_parts([task, task])
+    assert len({ident for ident, _ in seen}) == 2
+    assert all(threads == 1 for _, threads in seen)
+    assert H.ONE_NUMPY_BLAS_THREAD.budget() == before
+
+
+def _cnn() -> Graph:
+    nodes = [("x", "Input", {"shape": [2, 6, 6]}), ("c", "Conv2D", {"filters": 2, "kernel_size": 3, "padding": 1}),
+             ("r", "Activation", {}), ("p", "MaxPool2D", {}), ("c2", "Conv2D", {"filters": 2, "kernel_size": 2}),
+             ("f", "Flatten", {}), ("d", "Dense", {"units": 3})]
+    ids = [n[0] for n in nodes]
+    return Graph.from_dict({"format": "backprop-studio.graph", "version": 1,
+                            "nodes": [{"id": i, "type": t, "params": p} for i, t, p in nodes],
+                            "edges": [{"from": a, "to": b} for a, b in zip(ids[:-1], ids[1:], strict=True)],
+                            "training": {"loss": "cross_entropy"}})
+
+
+def _step(monkeypatch, budget: int, X: np.ndarray, T: np.ndarray):
+    real = H.halves
+    monkeypatch.setattr(conv_layer, "halves", lambda n, _budget=None: real(n, budget))
+    model = compile_graph(_cnn(), dtype="float64", seed=3)
+    loss = model.loss_and_grads(X, T)
+    return model, loss
+
+
+def test_a_split_batch_gives_the_numbers_of_the_whole_batch_and_finite_differences(monkeypatch):
+    rng = np.random.default_rng(0)
+    n = H.MIN_SPLIT + 1
+    X, T = rng.normal(size=(n, 2, 6, 6)), np.eye(3)[rng.integers(0, 3, n)]
+    whole, loss_whole = _step(monkeypatch, 1, X, T)
+    split, loss_split = _step(monkeypatch, 2, X, T)
+    assert len(split.runtimes["c"].cache["parts"]) == 2 and len(whole.runtimes["c"].cache["parts"]) == 1
+    assert loss_split == pytest.approx(loss_whole, rel=1e-12)
+    np.testing.assert_allclose(split.output_of("p"), whole.output_of("p"), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(split.grads, whole.grads, rtol=1e-10, atol=1e-13)
+    # c's weight gradients pass through c2's split ∂L/∂x (col2im per half) and the split pooling
+    analytic = split.grads.copy()
+    np.testing.assert_allclose(analytic, finite_difference(lambda: split.loss_and_grads(X, T), split.params),
+                               rtol=1e-5, atol=1e-8)
