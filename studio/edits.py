@@ -200,9 +200,9 @@ def paste(doc: Document, text: str, size_of: SizeFn, at: Point | None = None,
     """Insert a graph-file JSON sub-graph; ids that clash are renamed; returns new ids.
 
     The sub-graph is checked by the engine (``Graph.from_json``) before anything changes.
-    ``at`` puts the group's top-left corner there (the cursor); without it the group stays
-    where it was copied if that place is free, else moves down below the cards it would cover
-    (a paste never lands on top of its original).
+    ``at`` puts the group's top-left corner there (the cursor), else it stays where it was
+    copied; either way, if that place is taken the group moves down below the cards it would
+    cover (a paste never lands on top of a card, its original included).
     """
     doc.check_editable()
     sub = Graph.from_json(text, source="clipboard")
@@ -212,7 +212,8 @@ def paste(doc: Document, text: str, size_of: SizeFn, at: Point | None = None,
         apply_layout_in_place(sub, size_of)
     xs = [float(n.ui["x"]) for n in sub.nodes.values()]
     ys = [float(n.ui["y"]) for n in sub.nodes.values()]
-    dx, dy = (at[0] - min(xs), at[1] - min(ys)) if at is not None else _free_offset(doc, sub, size_of)
+    start = (at[0] - min(xs), at[1] - min(ys)) if at is not None else (0.0, 0.0)
+    dx, dy = _free_offset(doc, sub, size_of, start)
     taken = set(doc.graph.nodes)
     rename: dict[str, str] = {}
     for old in sub.nodes:
@@ -239,9 +240,11 @@ def _card_rects(graph: Graph, size_of: SizeFn) -> list[tuple[float, float, float
     return out
 
 
-def _free_offset(doc: Document, sub: Graph, size_of: SizeFn) -> Point:
-    """(0, dy): the smallest step down, in whole group heights, where no pasted card covers a card."""
-    pasted, taken = _card_rects(sub, size_of), _card_rects(doc.graph, size_of)
+def _free_offset(doc: Document, sub: Graph, size_of: SizeFn, start: Point = (0.0, 0.0)) -> Point:
+    """``start`` moved down by the smallest step, in whole group heights, where no pasted card
+    covers a card."""
+    pasted = [(x + start[0], y + start[1], w, h) for x, y, w, h in _card_rects(sub, size_of)]
+    taken = _card_rects(doc.graph, size_of)
     top = min(y for _, y, _, _ in pasted)
     bottom = max(y + h for _, y, _, h in pasted)
     step = -(-(bottom - top + PASTE_GAP) // PASTE_GRID) * PASTE_GRID
@@ -254,7 +257,7 @@ def _free_offset(doc: Document, sub: Graph, size_of: SizeFn) -> Point:
     dy = 0.0
     while not clear(dy) and dy < 1000 * step:
         dy += step
-    return 0.0, dy
+    return start[0], start[1] + dy
 
 
 def duplicate(doc: Document, node_ids: Iterable[str], size_of: SizeFn) -> list[str]:

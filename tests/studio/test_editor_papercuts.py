@@ -37,8 +37,7 @@ def test_paste_never_lands_on_top_of_the_original(xor):  # noqa: F811
     assert xor.copy()
     before = set(xor.document.graph.nodes)
     for _ in range(3):  # again and again: each copy finds free room
-        xor.actions["paste"].trigger()
-        QTest.qWait(20)  # the cards' deferred geometry refresh has run (as for drags)
+        xor.actions["paste"].trigger()  # at the mouse if it is over the canvas, else beside the original
         (new,) = set(xor.document.graph.nodes) - before
         before.add(new)
         others = [n for n in xor.document.graph.nodes if n != new]
@@ -55,6 +54,18 @@ def test_paste_here_puts_the_copy_at_the_point(xor):  # noqa: F811
     assert xor.document.position("h1") == (1200.0, 600.0)
     ax, ay = xor.document.position("a1")
     assert (ax - 1200.0, ay - 600.0) == (560.0 - 280.0, 0.0)  # the group keeps its shape
+
+
+def test_paste_at_a_point_over_a_card_moves_down_off_it(xor):  # noqa: F811
+    """Ctrl+V with the mouse over a card (or Paste here on one) must not cover that card."""
+    xor.scene.select_nodes(["h"])
+    xor.copy()
+    before = set(xor.document.graph.nodes)
+    x, y = xor.document.position("a")
+    xor.paste(QPointF(x + 4, y + 4))
+    (new,) = set(xor.document.graph.nodes) - before
+    assert xor.document.position(new)[0] == x  # still at the point's column
+    assert not any(card_rect(xor, new).intersects(card_rect(xor, n)) for n in before)
 
 
 def test_palette_search_says_when_nothing_matches(window):
