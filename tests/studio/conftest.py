@@ -64,11 +64,13 @@ def dialogs(monkeypatch):
 def window(qtbot):
     """A shown main window with an empty document."""
     from studio.main_window import MainWindow
+    from tests.studio.helpers import settle_layout
 
     win = MainWindow()
     win.resize(1200, 800)
     win.show()
     qtbot.waitExposed(win)
+    settle_layout(win)
     yield win
     close_quietly(win)
 

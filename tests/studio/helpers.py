@@ -87,3 +87,24 @@ def set_editor(widget: QWidget, value: Any) -> None:
         widget.editingFinished.emit()
     else:
         raise AssertionError(f"no way to edit a {type(widget).__name__}")
+
+
+def settle_layout(win, quiet_ms: int = 60, timeout_ms: int = 3000) -> None:
+    """Run the event loop until the canvas view stops changing (size, zoom, scroll).
+
+    Showing the window and opening a document defer work to the event loop (first dock sizes,
+    the start view once the window has its final size); under load it can still be pending when
+    a test maps scene points to the screen, and a drag then presses beside its target."""
+    def state():
+        view = win.view
+        return (view.viewport().size().toTuple(), view.transform(), view.horizontalScrollBar().value(),
+                view.verticalScrollBar().value())
+
+    last, quiet, waited = state(), 0, 0
+    while quiet < quiet_ms and waited < timeout_ms:
+        QTest.qWait(10)
+        waited += 10
+        now = state()
+        quiet = quiet + 10 if now == last else 0
+        last = now
+

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 from engine.graph import Edge, Graph
 from studio import edits
 from studio.canvas.node_item import GRID, WIDTH
-from tests.studio.helpers import connect_by_drag, drag, port_pos
+from tests.studio.helpers import connect_by_drag, drag, port_pos, settle_layout
 
 XOR = {
     "format": "backprop-studio.graph", "version": 1, "name": "xor",
@@ -31,6 +31,7 @@ XOR = {
 @pytest.fixture
 def xor(window):
     window.document.reset(Graph.from_dict(json.loads(json.dumps(XOR))))
+    settle_layout(window)  # the start view deferred by opening runs before the test's own view
     window.view.set_zoom(0.8)
     window.view.centerOn(QPointF(500, 40))
     return window
