@@ -11,7 +11,7 @@ A wheel cannot ship folders with such generic names at the top of site-packages,
 installs them as one package with a name of its own, :data:`PACKAGE`, beside ``engine/``:
 ``resources/*`` → ``backprop_resources/*``, ``examples/`` → ``backprop_resources/examples/``,
 ``docs/`` → ``backprop_resources/docs/``. Every reader goes through this module, so no code
-depends on which of the two layouts it runs from (docs/engine.md, "Packaging").
+depends on which of the two layouts it runs from (docs/packaging.md).
 """
 
 from __future__ import annotations
