@@ -26,6 +26,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="open FILE, save a picture of the window to PNG and quit (docs, checks)")
     parser.add_argument("--size", default="1600x1000", help="window size for --screenshot (WxH)")
     parser.add_argument("--select", metavar="NODE", help="select this node (for --screenshot)")
+    parser.add_argument("--self-check", action="store_true",
+                        help="check that every icon, the style sheet, the templates, lessons and guide loaded; "
+                             "print what was found and quit (exit 1 if anything is missing)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {studio.__version__}")
     return parser.parse_args(list(argv))
 
@@ -51,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv[1:] if existed else app.arguments()[1:])
     from studio.main_window import MainWindow  # after the app exists (fonts, palette)
 
-    if args.screenshot:  # a reproducible picture: default layout, user settings untouched
+    if args.screenshot or args.self_check:  # reproducible: default layout, user settings untouched
         QSettings.setDefaultFormat(QSettings.Format.IniFormat)
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     mode = args.theme or str(QSettings().value("view/theme", "system"))
@@ -63,24 +66,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     if args.file:
         window.files.open(args.file)
-    if args.screenshot:
-        return _screenshot(app, window, args.screenshot, args.select)
+    if args.screenshot or args.self_check:
+        return _screenshot(app, window, args.screenshot, args.select, args.self_check)
     return app.exec()
 
 
-def _screenshot(app: QApplication, window, path: str, select: str | None) -> int:
-    """Let the layout settle, grab the window, quit without asking anything."""
+def _screenshot(app: QApplication, window, path: str | None, select: str | None, check: bool = False) -> int:
+    """Let the layout settle, run the self-check and/or grab the window, quit without asking anything."""
     for _ in range(5):
         app.processEvents()
+    status = 0
+    if check:
+        from studio.self_check import report
+
+        status = report(window)
     window.view.show_start()
     if select:
         window.scene.select_nodes([select])
     for _ in range(5):
         app.processEvents()
-    ok = window.grab().save(path)
+    if path and not window.grab().save(path):
+        print(f"backprop-studio: could not write the screenshot {path}", file=sys.stderr)
+        status = 1
     window.document.undo_stack.setClean()
     window.close()
-    return 0 if ok else 1
+    return status
 
 
 if __name__ == "__main__":

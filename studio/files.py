@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from engine import resources
 from engine.errors import BackpropError
 from engine.graph import Graph
 from studio import edits
@@ -32,11 +33,12 @@ RECENT_KEY = "files/recent"
 
 
 def examples_dir() -> Path:
-    """Where "New from template" looks: ``$BACKPROP_EXAMPLES`` or the repository's examples/."""
+    """Where "New from template" looks: ``$BACKPROP_EXAMPLES`` or the program's examples/
+    (the checkout's, or the installed wheel's: :mod:`engine.resources`)."""
     env = os.environ.get("BACKPROP_EXAMPLES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "examples"
+    return resources.examples_dir()
 
 
 def templates() -> list[tuple[Path, str, str]]:

@@ -1,9 +1,9 @@
 """Help ▸ User guide (F1): the project's docs/*.md read in the app; Help ▸ Keyboard shortcuts.
 
-The guide is the Markdown of ``docs/`` beside ``engine/`` (found like the lessons, through
-:func:`engine.lessons.repository_root`), shown in a QTextBrowser; links between the pages
-open in the same browser, images come from ``docs/images``. A wheel does not ship ``docs/``;
-then the guide says where the documentation is instead of showing nothing.
+The guide is the Markdown of ``docs/`` (found in a checkout and an installed wheel alike by
+:func:`engine.resources.docs_dir`), shown in a QTextBrowser; links between the pages open in
+the same browser, images come from ``docs/images``. If an installation lacks ``docs/`` the
+guide says where the documentation is instead of showing nothing.
 
 The shortcuts table is generated from the window's actual QActions (text, every key sequence,
 the menu that holds it), so it cannot drift from what the keys do.
@@ -33,14 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.resources import docs_dir
+
 PROJECT_URL = "docs/ in the Backprop Studio source repository"
 FIRST_PAGES = ("studio", "lessons", "graph-format", "training", "layers", "datasets", "cli", "export", "engine")
-
-
-def docs_dir() -> Path:
-    from engine.lessons import repository_root
-
-    return repository_root() / "docs"
 
 
 def guide_pages(folder: Path | None = None) -> list[Path]:
@@ -99,7 +95,7 @@ class UserGuide(QDialog):
         else:
             self.browser.setHtml(f"<h2>No user guide found</h2><p>The guide is the Markdown of "
                                  f"<code>{html.escape(str(self.folder))}</code>, which this installation does not "
-                                 f"have (an installed wheel ships no docs). Read it at {PROJECT_URL}.</p>")
+                                 f"have (reinstall Backprop Studio to get it back). Read it at {PROJECT_URL}.</p>")
 
     def show_page(self, path: Path, anchor: str = "") -> bool:
         try:

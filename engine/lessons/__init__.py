@@ -19,7 +19,6 @@ from engine.lessons.format import (
     RunSpec,
     lessons_dir,
     load_lesson_file,
-    repository_root,
 )
 from engine.lessons.runner import (
     Catalogue,
@@ -35,5 +34,5 @@ from engine.lessons.runner import (
 
 __all__ = ["LESSON_FORMAT", "LESSON_VERSION", "MEASURES", "Catalogue", "Change", "Check", "Edit", "Evaluator",
            "Expectation", "Lesson", "LessonReport", "Result", "RunSpec", "Trace", "lessons_dir", "load_catalogue",
-           "load_lesson", "load_lesson_file", "parse_check", "report_text", "repository_root", "result_line",
+           "load_lesson", "load_lesson_file", "parse_check", "report_text", "result_line",
            "run_lesson"]

@@ -22,6 +22,7 @@ from engine.graph import FORMAT as GRAPH_FORMAT
 from engine.graph import VERSION as GRAPH_VERSION
 from engine.graph import Graph
 from engine.lessons.expect import Check, parse_check
+from engine.resources import ResourceError, layout, locate
 
 LESSON_FORMAT = "backprop-studio.lesson"
 LESSON_VERSION = 1
@@ -34,15 +35,9 @@ EXPECTATION_KEYS = {"id", "text", "check"}
 _ABSENT = object()
 
 
-def repository_root() -> Path:
-    """The folder holding ``engine/``, ``resources/`` and ``examples/``: the source checkout,
-    or site-packages for an installed wheel (which ships ``resources/`` beside ``engine/``)."""
-    return Path(__file__).resolve().parents[2]
-
-
 def lessons_dir() -> Path:
-    """Where the lesson files are (``resources/lessons``)."""
-    return repository_root() / "resources" / "lessons"
+    """Where the lesson files are (``resources/lessons``, found by :mod:`engine.resources`)."""
+    return layout().resources / "lessons"
 
 
 # ---- edits -----------------------------------------------------------------------------------
@@ -254,12 +249,15 @@ def _named_tables(raw: Mapping[str, Any], key: str, id_key: str, allowed: set[st
 
 
 def _graph_from(raw: Any, where: str, lesson_dir: Path) -> tuple[Graph, str, Path]:
-    """A run's ``graph``: a path (relative to the repository root) or an embedded graph table."""
+    """A run's ``graph``: a path as the repository spells it (``examples/xor.json``, found in a
+    checkout and an installed wheel alike) or an embedded graph table."""
     if isinstance(raw, str):
-        root = repository_root()
-        path = root / raw
+        try:
+            path = locate(raw)
+        except ResourceError as err:
+            raise LessonError(f"{where}: graph file {err}") from None
         if not path.exists():
-            raise LessonError(f"{where}: graph file '{raw}' not found (paths are relative to {root})")
+            raise LessonError(f"{where}: graph file '{raw}' not found (looked for {path})")
         try:
             return Graph.load(path), raw, path.parent
         except BackpropError as err:

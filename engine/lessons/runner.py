@@ -52,7 +52,8 @@ def load_catalogue(folder: str | Path | None = None) -> Catalogue:
     """Load every ``*.toml`` of ``folder`` (default: resources/lessons)."""
     folder = Path(folder) if folder is not None else lessons_dir()
     if not folder.is_dir():
-        raise LessonError(f"{folder}: no lessons folder (expected resources/lessons beside engine/)")
+        raise LessonError(f"{folder}: no lessons folder (the program's resources/lessons; reinstall Backprop "
+                          f"Studio if it is missing)")
     lessons, problems = [], []
     for path in lesson_files(folder):
         try:
