@@ -72,7 +72,8 @@ LENET = (("conv", 6), ("relu", 0), ("maxpool", 2), ("conv", 16), ("relu", 0), ("
 DEEP = tuple(x for _ in range(20) for x in (("dense", 32), ("sigmoid", 0))) + (("dense", 1),)
 WORKLOADS = {
     "W1": Workload("W1", "MLP 784-256-256-10 ReLU, CE, batch 64", 784, MLP, "cross_entropy", 64, 10, 1.5),
-    "W2": Workload("W2", "MLP 784-256-256-10 ReLU, CE, batch 512", 784, MLP, "cross_entropy", 512, 10, 1.0, 0.8),
+    "W2": Workload("W2", "MLP 784-256-256-10 ReLU, CE, batch 512", 784, MLP, "cross_entropy", 512, 10, 1.0,
+                   gemm_target=0.8),
     "W3": Workload("W3", "2 → 20×(Dense 32 + sigmoid) → 1, BCE logits, batch 32", 2, DEEP, "bce_logits", 32, 0, 8.0),
     "W6": Workload("W6", "XOR 2-8-1 tanh, MSE, batch 4", 2, (("dense", 8), ("tanh", 0), ("dense", 1)), "mse", 4,
                    0, 30.0),
