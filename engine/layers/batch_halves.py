@@ -63,11 +63,13 @@ def _helper() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-half")
 
 
-def run_parts(tasks: Sequence[Callable[[], None]]) -> None:
+def run_parts(tasks: Sequence[Callable[[], None]], hold_numpy_blas: bool = True) -> None:
     """Run one task per part: the first on this thread, the second on the helper thread at the
-    same time, NumPy's BLAS on one thread while both run. One task runs as it is."""
+    same time, NumPy's BLAS on one thread while both run (``hold_numpy_blas``; kernels that
+    call only SciPy's BLAS from Numba, the recurrent ones, have theirs held by the caller).
+    One task runs as it is."""
     if len(tasks) > 1:
-        with ONE_NUMPY_BLAS_THREAD:
+        with ONE_NUMPY_BLAS_THREAD if hold_numpy_blas else nullcontext():
             second = _helper().submit(tasks[1])
             try:
                 tasks[0]()

@@ -18,7 +18,6 @@ caches in the layer's declared scratch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from engine.init import INITIALISERS, initialise
 from engine.kernels import recurrent as K
 from engine.kernels.strided_gemm import ONE_BLAS_THREAD
 from engine.layers.base import LayerType, NodeRuntime, ParamSpec, register
+from engine.layers.batch_halves import halves, run_parts
 from engine.layers.recurrent_export import EXPORTERS
 
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
@@ -96,20 +96,12 @@ def _shape(kind: str) -> Callable[..., list[tuple[int, ...]]]:
     return shape
 
 
-MIN_SPLIT = 16
-"""The smallest batch that is split into two halves computed on two threads at once."""
-
-
-def chunks(n: int, budget: int | None = None) -> list[tuple[int, int]]:
+def chunks(n: int) -> list[tuple[int, int]]:
     """Rows [a, b) of a batch of ``n`` per chunk. A step's products are too small to share
-    between threads, but the halves of a batch are independent sequences: when SciPy's BLAS
-    may use two threads (its ``budget``) and the batch has at least MIN_SPLIT examples, the
-    two halves run at once on two threads; otherwise the batch is one chunk."""
-    budget = ONE_BLAS_THREAD.budget() if budget is None else budget
-    if budget < 2 or n < MIN_SPLIT:
-        return [(0, n)]
-    half = (n + 1) // 2
-    return [(0, half), (half, n)]
+    between threads, but the halves of a batch are independent sequences: two halves at once
+    on two threads when SciPy's BLAS (the one the kernels call) may use two threads, else one
+    chunk (:func:`engine.layers.batch_halves.halves` with that budget)."""
+    return halves(n, ONE_BLAS_THREAD.budget())
 
 
 def _scratch(kind: str) -> Callable[..., dict[str, tuple[int, ...]]]:
@@ -169,21 +161,10 @@ def _parts(s: dict[str, np.ndarray]) -> list[Part]:
     return out
 
 
-_POOL: ThreadPoolExecutor | None = None
-
-
 def _run(tasks: list[Callable[[], None]]) -> None:
-    """Run the chunks' kernels: the first on this thread, the second on a helper thread at
-    the same time (the kernels release the GIL)."""
-    global _POOL
-    if len(tasks) == 1:
-        tasks[0]()
-        return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recurrent")
-    future = _POOL.submit(tasks[1])
-    tasks[0]()
-    future.result()
+    """Run the chunks' kernels, the second on the helper thread at the same time (the kernels
+    release the GIL; they call SciPy's BLAS, not NumPy's)."""
+    run_parts(tasks, hold_numpy_blas=False)
 
 
 _EMPTY = {np.dtype(np.float32): np.empty((0, 0, 0), np.float32), np.dtype(np.float64): np.empty((0, 0, 0))}
