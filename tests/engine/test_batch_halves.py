@@ -74,3 +74,26 @@ def test_a_split_batch_gives_the_numbers_of_the_whole_batch_and_finite_differenc
     analytic = split.grads.copy()
     np.testing.assert_allclose(analytic, finite_difference(lambda: split.loss_and_grads(X, T), split.params),
                                rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("budget", [1, 2])
+def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch, budget):
+    """Columns in blocks that fit the cache (conv.COLUMN_BLOCK_BYTES), here squeezed to one to
+    three images a block (c's float32 columns are 18·36·4 bytes an image), with and without
+    the halves: same forward, same ∂L/∂W and ∂L/∂b summed over the blocks, and finite
+    differences."""
+    rng = np.random.default_rng(1)
+    n = H.MIN_SPLIT + 3
+    X, T = rng.normal(size=(n, 2, 6, 6)), np.eye(3)[rng.integers(0, 3, n)]
+    whole, loss_whole = _step(monkeypatch, budget, X, T)
+    monkeypatch.setattr(conv_layer, "COLUMN_BLOCK_BYTES", 18 * 36 * 4 * 3 - 1)
+    blocked, loss_blocked = _step(monkeypatch, budget, X, T)
+    blocks = blocked.runtimes["c"].cache["parts"]
+    assert len(whole.runtimes["c"].cache["parts"][0]) == 1
+    assert [b - a for part in blocks for a, b, _ in part] == ([2] * 9 + [1] if budget == 1 else [2] * 5 + [2] * 4 + [1])
+    assert loss_blocked == pytest.approx(loss_whole, rel=1e-12)
+    np.testing.assert_allclose(blocked.output_of("c"), whole.output_of("c"), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(blocked.grads, whole.grads, rtol=1e-10, atol=1e-13)
+    analytic = blocked.grads.copy()
+    np.testing.assert_allclose(analytic, finite_difference(lambda: blocked.loss_and_grads(X, T), blocked.params),
+                               rtol=1e-5, atol=1e-8)

@@ -265,9 +265,9 @@ def test_a_training_step_allocates_no_new_columns():
     X = np.random.default_rng(0).normal(size=(8, 1, 28, 28)).astype(np.float32)
     T = np.eye(10, dtype=np.float32)[np.arange(8)]
     model.loss_and_grads(X, T)
-    first = model.runtimes["c2"].scratch["0:cols"]
+    first = model.runtimes["c2"].scratch["0:0:cols"]
     model.loss_and_grads(X[::-1].copy(), T)
-    assert model.runtimes["c2"].scratch["0:cols"] is first and model.runtimes["c2"].cache["parts"][0][2] is first
+    assert model.runtimes["c2"].scratch["0:0:cols"] is first and model.runtimes["c2"].cache["parts"][0][0][2] is first
     assert first.shape == (6 * 5 * 5, 8 * 10 * 10) and first.dtype == np.float32
 
 
