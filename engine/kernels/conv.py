@@ -106,6 +106,108 @@ def col2im(cols: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: in
                                 df[uint64(dst + b * sw)] += cf[uint64(o + b)]
 
 
+def strip_shape(c: int, n: int, kh: int, kw: int, dh: int, ho: int, wo: int) -> tuple[int, int, int, int, int]:
+    """The shape (C, kw, N, Hs, Wo) of the strips of :func:`im2col_strips`, Hs = Ho + dh·(kh − 1)."""
+    return c, kw, n, ho + dh * (kh - 1), wo
+
+
+@njit(cache=True, nogil=True)
+def _fill_strips(x, kw, sw, dw, pt, pl, wo, strip):
+    """strip[c, j, n, r, b] = x[n, c, r − pt, b·sw − pl + j·dw] (0 in the padding): every input
+    row once per kernel column j, cut to the Wo outputs that column feeds."""
+    n_, c_, h_, w_ = x.shape
+    hs = strip.shape[3]
+    xf, sf = x.reshape(-1), strip.reshape(-1)
+    for c in range(c_):
+        for j in range(kw):
+            off = j * dw - pl
+            lo, hi = _valid_columns(off, sw, w_, wo)
+            for n in range(n_):
+                base = ((c * kw + j) * n_ + n) * hs * wo
+                plane = (n * c_ + c) * h_ * w_ + off
+                for r in range(hs):
+                    o = base + r * wo
+                    h = r - pt
+                    if h < 0 or h >= h_:
+                        for b in range(wo):
+                            sf[uint64(o + b)] = 0.0
+                        continue
+                    src = plane + h * w_
+                    for b in range(lo):
+                        sf[uint64(o + b)] = 0.0
+                    if sw == 1:
+                        for b in range(lo, hi):
+                            sf[uint64(o + b)] = xf[uint64(src + b)]
+                    else:
+                        for b in range(lo, hi):
+                            sf[uint64(o + b)] = xf[uint64(src + b * sw)]
+                    for b in range(hi, wo):
+                        sf[uint64(o + b)] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def im2col_strips(x, kh, kw, dh, dw, pt, pl, ho, wo, sw, strip, cols):
+    """:func:`im2col` for a vertical stride of 1, the same columns in two passes: the strips
+    (:func:`_fill_strips`, shape :func:`strip_shape`), then each (c, i, j, n) run of Ho·Wo
+    columns is one contiguous copy strip[c, j, n, i·dh : i·dh + Ho, :]. The direct loop copies
+    runs of Wo values (10 on LeNet's second convolution) and pays its loop overhead per run:
+    measured on W4's blocks, 0.35 → 0.17 ms (second convolution) and 0.21 → 0.16 ms (first)."""
+    _fill_strips(x, kw, sw, dw, pt, pl, wo, strip)
+    n_, c_ = x.shape[0], x.shape[1]
+    hs = strip.shape[3]
+    sf, cf = strip.reshape(-1), cols.reshape(-1)
+    run = ho * wo
+    q = n_ * run
+    for c in range(c_):
+        for i in range(kh):
+            for j in range(kw):
+                row = ((c * kh + i) * kw + j) * q
+                for n in range(n_):
+                    src = ((c * kw + j) * n_ + n) * hs * wo + i * dh * wo
+                    dst = row + n * run
+                    for t in range(run):
+                        cf[uint64(dst + t)] = sf[uint64(src + t)]
+
+
+@njit(cache=True, nogil=True)
+def col2im_strips(cols, kh, kw, dh, dw, pt, pl, ho, wo, sw, strip, dx):
+    """The adjoint of :func:`im2col_strips` (:func:`col2im` for a vertical stride of 1): each
+    (c, i, j, n) run of columns is added onto its strip rows, then every strip row onto the
+    input row it came from. dx (N, C, H, W) and the strips are overwritten."""
+    n_, c_, h_, w_ = dx.shape
+    hs = strip.shape[3]
+    sf, cf, df = strip.reshape(-1), cols.reshape(-1), dx.reshape(-1)
+    run = ho * wo
+    q = n_ * run
+    strip[...] = 0.0
+    for c in range(c_):
+        for i in range(kh):
+            for j in range(kw):
+                row = ((c * kh + i) * kw + j) * q
+                for n in range(n_):
+                    dst = ((c * kw + j) * n_ + n) * hs * wo + i * dh * wo
+                    src = row + n * run
+                    for t in range(run):
+                        sf[uint64(dst + t)] += cf[uint64(src + t)]
+    dx[...] = 0.0
+    for c in range(c_):
+        for j in range(kw):
+            off = j * dw - pl
+            lo, hi = _valid_columns(off, sw, w_, wo)
+            for n in range(n_):
+                base = ((c * kw + j) * n_ + n) * hs * wo
+                plane = (n * c_ + c) * h_ * w_ + off
+                for h in range(max(0, -pt), min(h_, hs - pt)):
+                    o = base + (h + pt) * wo
+                    dst = plane + h * w_
+                    if sw == 1:
+                        for b in range(lo, hi):
+                            df[uint64(dst + b)] += sf[uint64(o + b)]
+                    else:
+                        for b in range(lo, hi):
+                            df[uint64(dst + b * sw)] += sf[uint64(o + b)]
+
+
 @njit(cache=True, nogil=True)
 def rows_to_nchw(yt: np.ndarray, bias: np.ndarray, y: np.ndarray) -> None:
     """y[n, f, p] = yt[f, n·P + p] + bias[f] (no bias when ``bias`` is empty).

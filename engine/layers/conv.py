@@ -23,11 +23,14 @@ from engine.kernels.conv import (
     avg_pool_backward,
     avg_pool_forward,
     col2im,
+    col2im_strips,
     im2col,
+    im2col_strips,
     max_pool_backward,
     max_pool_forward,
     nchw_to_rows,
     rows_to_nchw,
+    strip_shape,
 )
 from engine.layers import conv_export as export
 from engine.layers.base import LayerType, ParamSpec, register
@@ -164,27 +167,59 @@ def _conv_scratch(layer: str):
         on two threads) and each block of images in it (:func:`_blocks`): the block's im2col
         columns (C·kh·kw, m·Ho·Wo), kept from forward for ∂L/∂W and overwritten by ∂L/∂cols;
         per part one GEMM result (F, m·Ho·Wo) of its largest block (also the transposed ∂L/∂y),
-        and ∂L/∂Wᵀ, a block's share of it and ∂L/∂b."""
+        with a vertical stride of 1 the strips of its largest block (im2col_strips), and ∂L/∂Wᵀ,
+        a block's share of it and ∂L/∂b."""
         plan = make_plan(layer, p, tuple(in_shapes[0]))
         out = {}
         for k, blocks in enumerate(_blocks(plan, n)):
             for j, (a, b) in enumerate(blocks):
                 out[f"{k}:{j}:cols"] = (plan.window, (b - a) * plan.positions)
-            out[f"{k}:rows"] = (plan.f * max(b - a for a, b in blocks) * plan.positions,)
+            largest = max(b - a for a, b in blocks)
+            out[f"{k}:rows"] = (plan.f * largest * plan.positions,)
+            if plan.sh == 1:
+                out[f"{k}:strip"] = (math.prod(_strip_shape(plan, largest)),)
             out[f"{k}:dWt"] = out[f"{k}:dWt+"] = (plan.window, plan.f)
             out[f"{k}:db"] = out[f"{k}:db+"] = (plan.f,)
         return out
     return scratch
 
 
-def _rows(rt, plan: Plan, k: int, m: int) -> np.ndarray:
-    """The GEMM result (F, m·Ho·Wo) of part ``k``'s block of ``m`` images: the start of the part's
-    buffer, C-contiguous whatever the block's size."""
-    size = plan.f * m * plan.positions
-    flat = rt.scratch.get(f"{k}:rows")
+def _strip_shape(plan: Plan, m: int) -> tuple[int, ...]:
+    return strip_shape(plan.c, m, plan.kh, plan.kw, plan.dh, plan.ho, plan.wo)
+
+
+def _prefix(rt, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The start of the flat scratch array ``name`` as a C-contiguous array of ``shape`` (a
+    block's share of a buffer sized for the part's largest block), or a fresh array."""
+    size = math.prod(shape)
+    flat = rt.scratch.get(name)
     if flat is None or flat.size < size or flat.dtype != rt.dtype:
         flat = np.empty(size, rt.dtype)
-    return flat[:size].reshape(plan.f, m * plan.positions)
+    return flat[:size].reshape(shape)
+
+
+def _rows(rt, plan: Plan, k: int, m: int) -> np.ndarray:
+    """The GEMM result (F, m·Ho·Wo) of part ``k``'s block of ``m`` images."""
+    return _prefix(rt, f"{k}:rows", (plan.f, m * plan.positions))
+
+
+def _to_columns(rt, plan: Plan, k: int, x: np.ndarray, cols: np.ndarray) -> None:
+    """cols = im2col(x): through strips when the vertical stride is 1 (the common case, and
+    twice as fast on short rows), else directly."""
+    if plan.sh == 1:
+        strip = _prefix(rt, f"{k}:strip", _strip_shape(plan, len(x)))
+        im2col_strips(x, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw, strip, cols)
+    else:
+        im2col(x, *plan.conv_args, cols)
+
+
+def _from_columns(rt, plan: Plan, k: int, cols: np.ndarray, dx: np.ndarray) -> None:
+    """dx = col2im(cols), the adjoint of :func:`_to_columns`."""
+    if plan.sh == 1:
+        strip = _prefix(rt, f"{k}:strip", _strip_shape(plan, len(dx)))
+        col2im_strips(cols, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw, strip, dx)
+    else:
+        col2im(cols, *plan.conv_args, dx)
 
 
 Block = tuple[int, int, np.ndarray]
@@ -211,7 +246,7 @@ def _conv_forward(rt, xs):
     def part(k: int, blocks: list[Block]) -> None:
         for a, b, cols in blocks:
             rows = _rows(rt, plan, k, b - a)
-            im2col(x[a:b], *plan.conv_args, cols)
+            _to_columns(rt, plan, k, x[a:b], cols)
             np.matmul(w2, cols, out=rows)
             rows_to_nchw(rows, bias, y[a:b])
 
@@ -251,7 +286,7 @@ def _conv_backward(rt, dy):
                 db += db_block
             if dx is not None:
                 np.matmul(w2.T, rows, out=cols)
-                col2im(cols, *plan.conv_args, dx[a:b])
+                _from_columns(rt, plan, k, cols, dx[a:b])
 
     run_parts([functools.partial(part, k, blocks) for k, blocks in enumerate(parts)])
     dW = rt.G["W"].reshape(plan.f, plan.window)

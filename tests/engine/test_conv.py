@@ -54,6 +54,35 @@ def test_im2col_gemm_is_the_reference_convolution_and_col2im_its_adjoint(geometr
                                                                       rel=1e-4 if dtype == np.float32 else 1e-12)
 
 
+STRIP_GEOMETRIES = [g for g in GEOMETRIES if g[7] == 1] + [
+    (2, 3, 9, 11, 2, 3, 3, 1, 2, 2, 1, (1, 2, 0, 1)),  # column stride 2, row dilation 2, uneven padding
+    (3, 1, 6, 6, 2, 5, 5, 1, 1, 1, 1, (0, 0, 0, 0)),   # a kernel almost as large as the image (2×2 outputs)
+    (2, 6, 14, 14, 4, 5, 5, 1, 1, 1, 1, (0, 0, 0, 0)),  # LeNet's second convolution, fewer filters
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("geometry", STRIP_GEOMETRIES, ids=str)
+def test_the_strips_path_gives_im2cols_columns_and_col2ims_gradient(geometry, dtype):
+    """im2col through strips (vertical stride 1) copies the same values as the direct loop,
+    bit for bit, and its col2im adds the same terms (in another order)."""
+    n, c, h, w, f, kh, kw, sh, sw, dh, dw, pads = geometry
+    ho, wo = _out(h, kh, sh, dh, pads[0], pads[1]), _out(w, kw, sw, dw, pads[2], pads[3])
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, c, h, w)).astype(dtype)
+    direct, strips = (np.full((c * kh * kw, n * ho * wo), np.nan, dtype) for _ in range(2))
+    strip = np.full(K.strip_shape(c, n, kh, kw, dh, ho, wo), np.nan, dtype)
+    K.im2col(x, kh, kw, sh, sw, dh, dw, pads[0], pads[2], ho, wo, direct)
+    K.im2col_strips(x, kh, kw, dh, dw, pads[0], pads[2], ho, wo, sw, strip, strips)
+    np.testing.assert_array_equal(strips, direct)
+    g = rng.normal(size=direct.shape).astype(dtype)
+    dx_direct, dx_strips = np.full_like(x, np.nan), np.full_like(x, np.nan)
+    K.col2im(g, kh, kw, sh, sw, dh, dw, pads[0], pads[2], ho, wo, dx_direct)
+    K.col2im_strips(g, kh, kw, dh, dw, pads[0], pads[2], ho, wo, sw, strip, dx_strips)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(dx_strips, dx_direct, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("window", [(2, 2, 2, 2, (0, 0, 0, 0)), (3, 3, 2, 2, (1, 1, 1, 1)), (3, 2, 1, 2, (1, 1, 1, 1))],
                          ids=str)
