@@ -1,8 +1,9 @@
 """Two threads for one layer: the halves of a batch computed at once.
 
-Convolution and pooling work image by image, so the two halves of a batch are independent
-computations, and everything they call releases the GIL (the Numba kernels are ``nogil``,
-NumPy's BLAS drops it). When NumPy's BLAS may use two or more threads (its budget:
+Convolutions (those with enough filters: conv.SPLIT_MIN_FILTERS) and recurrent layers work
+example by example, so the two halves of a batch are independent computations, and
+everything they call releases the GIL (the Numba kernels are ``nogil``, NumPy's BLAS drops
+it). When NumPy's BLAS may use two or more threads (its budget:
 OPENBLAS_NUM_THREADS, threadpoolctl) and the batch has at least :data:`MIN_SPLIT` examples,
 a layer runs its first half on the calling thread and its second on one helper thread, and
 holds NumPy's BLAS to one thread meanwhile: two threads each asking BLAS for two would put
@@ -10,8 +11,9 @@ four threads on two cores. With a budget of one thread (the studio leaves a core
 this way) the batch is one part and nothing changes.
 
 Why not leave the threads to BLAS: the convolutions' products are thin (6 or 16 rows), and the
-passes around them (im2col, col2im, the layouts, the pools) are single-threaded, about half
-of a LeNet step; splitting the batch runs all of it on both cores.
+passes around them (im2col, col2im, the layouts) are single-threaded; splitting the batch runs
+all of it on both cores. Layers that only move data (pooling, a 6-filter convolution's im2col)
+were measured no faster on two threads, so they do not split (see conv.SPLIT_MIN_FILTERS).
 """
 
 from __future__ import annotations

@@ -153,19 +153,30 @@ W4's first convolution, 1 BLAS thread: 0.80 ms for its forward on the whole batc
 in blocks of 8 images, 612 KiB; blocks of 1.2 MiB and more were as slow as the whole batch)."""
 
 
+SPLIT_MIN_FILTERS = 16
+"""A convolution splits its batch into halves on two threads (:func:`halves`) only with at least
+this many filters: its GEMM does 2F flops per column value that im2col writes, and only the
+GEMM-bound layers gain from a second thread. Measured on W4 (2-vCPU Intel Xeon, 2 threads, in
+process): halves in every convolution and max pooling 4.65 ms a step, in none 4.1–4.2 ms, in
+the 16-filter convolution only 3.70 ms. The passes that only move data (im2col for 6 filters,
+the pools) ran no faster on two threads, and each handoff to the helper thread costs ~80 µs."""
+
+
 def _blocks(plan: Plan, n: int) -> list[list[tuple[int, int]]]:
-    """Per part of a batch of ``n`` (:func:`halves`), its blocks of images [a, b): each block's
-    float32 columns fit in :data:`COLUMN_BLOCK_BYTES` (float64 ones take twice that; the
-    scratch is sized without knowing the model's dtype)."""
+    """Per part of a batch of ``n`` (:func:`halves` with :data:`SPLIT_MIN_FILTERS` filters or
+    more, else the whole batch), its blocks of images [a, b): each block's float32 columns fit
+    in :data:`COLUMN_BLOCK_BYTES` (float64 ones take twice that; the scratch is sized without
+    knowing the model's dtype)."""
     per = max(1, COLUMN_BLOCK_BYTES // (plan.window * plan.positions * 4))
-    return [[(i, min(i + per, b)) for i in range(a, b, per)] for a, b in halves(n)]
+    parts = halves(n) if plan.f >= SPLIT_MIN_FILTERS else [(0, n)]
+    return [[(i, min(i + per, b)) for i in range(a, b, per)] for a, b in parts]
 
 
 def _conv_scratch(layer: str):
     def scratch(p, in_shapes, n):
-        """Per batch of n, for each part of the batch (:func:`halves`: one, or two halves run
-        on two threads) and each block of images in it (:func:`_blocks`): the block's im2col
-        columns (C·kh·kw, m·Ho·Wo), kept from forward for ∂L/∂W and overwritten by ∂L/∂cols;
+        """Per batch of n, for each part of the batch (one, or two halves run on two threads)
+        and each block of images in it (:func:`_blocks`): the block's im2col columns
+        (C·kh·kw, m·Ho·Wo), kept from forward for ∂L/∂W and overwritten by ∂L/∂cols;
         per part one GEMM result (F, m·Ho·Wo) of its largest block (also the transposed ∂L/∂y),
         with a vertical stride of 1 the strips of its largest block (im2col_strips), and ∂L/∂Wᵀ,
         a block's share of it and ∂L/∂b."""
@@ -234,7 +245,7 @@ def _conv_parts(rt, plan: Plan, n: int) -> list[list[Block]]:
 def _conv_forward(rt, xs):
     """y = W₂·im2col(x) + b, laid out back into (N, F, Ho, Wo) (see engine/kernels/conv.py),
     block by block of images (:data:`COLUMN_BLOCK_BYTES`); the halves of a large batch on two
-    threads (engine/layers/batch_halves.py)."""
+    threads when the layer has enough filters (:data:`SPLIT_MIN_FILTERS`, batch_halves.py)."""
     plan = plan_of(rt)
     x = _images(rt, xs[0], plan)
     n = len(x)
@@ -319,14 +330,14 @@ def _window_warnings(layer: str):
 # ---- pooling ----------------------------------------------------------------------------
 def _max_pool_forward(rt, xs):
     """y = the maximum of each window; the position of each maximum is kept for backward.
-    The halves of a large batch on two threads."""
+    The whole batch on one thread: pooling only moves data, and its halves on two threads
+    made W4 slower (see :data:`SPLIT_MIN_FILTERS`)."""
     plan = plan_of(rt)
     x = _images(rt, xs[0], plan)
     n = len(x)
     y = np.empty((n, plan.c, plan.ho, plan.wo), rt.dtype)
     argmax = np.empty(y.shape, np.int32)
-    run_parts([functools.partial(max_pool_forward, x[a:b], *plan.pool_args, y[a:b], argmax[a:b])
-               for a, b in halves(n)])
+    max_pool_forward(x, *plan.pool_args, y, argmax)
     rt.cache["argmax"], rt.cache["n"] = argmax, n
     return y.reshape((n,) + tuple(rt.out_shape))
 
@@ -336,7 +347,7 @@ def _max_pool_backward(rt, dy):
     plan, argmax, n = plan_of(rt), rt.cache["argmax"], rt.cache["n"]
     dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype)
     delta = np.ascontiguousarray(dy, dtype=rt.dtype).reshape(argmax.shape)
-    run_parts([functools.partial(max_pool_backward, delta[a:b], argmax[a:b], dx[a:b]) for a, b in halves(n)])
+    max_pool_backward(delta, argmax, dx)
     return [dx.reshape((n,) + tuple(rt.in_shapes[0]))]
 
 

@@ -1,6 +1,6 @@
 """The halves of a batch on two threads (engine/layers/batch_halves.py): when a batch is split,
-that both halves run at once on two threads with NumPy's BLAS held to one, and that a
-split convolution and max pooling give the numbers of the unsplit layer (float64, and
+that both halves run at once on two threads with NumPy's BLAS held to one, which layers split,
+and that a split convolution gives the numbers of the unsplit layer (float64, and
 finite differences through a small CNN trained on a split batch)."""
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def _cnn() -> Graph:
 def _step(monkeypatch, budget: int, X: np.ndarray, T: np.ndarray):
     real = H.halves
     monkeypatch.setattr(conv_layer, "halves", lambda n, _budget=None: real(n, budget))
+    monkeypatch.setattr(conv_layer, "SPLIT_MIN_FILTERS", 2)  # _cnn's convolutions have 2 filters
     model = compile_graph(_cnn(), dtype="float64", seed=3)
     loss = model.loss_and_grads(X, T)
     return model, loss
@@ -97,3 +98,25 @@ def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch,
     analytic = blocked.grads.copy()
     np.testing.assert_allclose(analytic, finite_difference(lambda: blocked.loss_and_grads(X, T), blocked.params),
                                rtol=1e-5, atol=1e-8)
+
+
+def test_only_convolutions_with_enough_filters_split_their_batch(monkeypatch):
+    """A 6-filter convolution and max pooling keep the whole batch (they only move data, and
+    ran slower on two threads); a 16-filter convolution splits it when BLAS has two threads."""
+    real = H.halves
+    monkeypatch.setattr(conv_layer, "halves", lambda n, _budget=None: real(n, 2))
+    g = Graph.from_dict({"format": "backprop-studio.graph", "version": 1, "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [1, 12, 12]}},
+        {"id": "c6", "type": "Conv2D", "params": {"filters": 6, "kernel_size": 3}},
+        {"id": "p", "type": "MaxPool2D", "params": {}},
+        {"id": "c16", "type": "Conv2D", "params": {"filters": conv_layer.SPLIT_MIN_FILTERS, "kernel_size": 3}},
+        {"id": "f", "type": "Flatten", "params": {}}, {"id": "d", "type": "Dense", "params": {"units": 3}}],
+        "edges": [{"from": a, "to": b} for a, b in (("x", "c6"), ("c6", "p"), ("p", "c16"), ("c16", "f"), ("f", "d"))],
+        "training": {"loss": "cross_entropy"}})
+    model = compile_graph(g, dtype="float32", seed=0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 1, 12, 12)).astype(np.float32)
+    model.loss_and_grads(X, np.eye(3, dtype=np.float32)[rng.integers(0, 3, 32)])
+    assert len(model.runtimes["c6"].cache["parts"]) == 1
+    assert len(model.runtimes["c16"].cache["parts"]) == 2
+    assert model.runtimes["c16"].cache["parts"][1][0][0] == 16  # the second half starts at image 16
