@@ -209,37 +209,50 @@ def _prefix(rt, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return flat[:size].reshape(shape)
 
 
-def _rows(rt, plan: Plan, k: int, m: int) -> np.ndarray:
-    """The GEMM result (F, m·Ho·Wo) of part ``k``'s block of ``m`` images."""
-    return _prefix(rt, f"{k}:rows", (plan.f, m * plan.positions))
+@dataclass(frozen=True)
+class Block:
+    """Images [a, b) of a batch and their arrays: the im2col columns (C·kh·kw, m·Ho·Wo), the
+    GEMM result (F, m·Ho·Wo) and the strips (None unless the vertical stride is 1)."""
 
-
-def _to_columns(rt, plan: Plan, k: int, x: np.ndarray, cols: np.ndarray) -> None:
-    """cols = im2col(x): through strips when the vertical stride is 1 (the common case, and
-    twice as fast on short rows), else directly."""
-    if plan.sh == 1:
-        strip = _prefix(rt, f"{k}:strip", _strip_shape(plan, len(x)))
-        im2col_strips(x, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw, strip, cols)
-    else:
-        im2col(x, *plan.conv_args, cols)
-
-
-def _from_columns(rt, plan: Plan, k: int, cols: np.ndarray, dx: np.ndarray) -> None:
-    """dx = col2im(cols), the adjoint of :func:`_to_columns`."""
-    if plan.sh == 1:
-        strip = _prefix(rt, f"{k}:strip", _strip_shape(plan, len(dx)))
-        col2im_strips(cols, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw, strip, dx)
-    else:
-        col2im(cols, *plan.conv_args, dx)
-
-
-Block = tuple[int, int, np.ndarray]
+    a: int
+    b: int
+    cols: np.ndarray
+    rows: np.ndarray
+    strip: np.ndarray | None
 
 
 def _conv_parts(rt, plan: Plan, n: int) -> list[list[Block]]:
-    """(first image, end image, columns) of every block of every part of a batch of ``n``."""
-    return [[(a, b, _buffer(rt, f"{k}:{j}:cols", (plan.window, (b - a) * plan.positions)))
-             for j, (a, b) in enumerate(blocks)] for k, blocks in enumerate(_blocks(plan, n))]
+    """The blocks of every part of a batch of ``n``, built once per batch size and scratch set
+    (the views cost a few microseconds each, a dozen blocks a pass)."""
+    key = (n, id(rt.scratch))
+    cached = rt.cache.get("blocks")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    parts = [[Block(a, b, _buffer(rt, f"{k}:{j}:cols", (plan.window, (b - a) * plan.positions)),
+                    _prefix(rt, f"{k}:rows", (plan.f, (b - a) * plan.positions)),
+                    _prefix(rt, f"{k}:strip", _strip_shape(plan, b - a)) if plan.sh == 1 else None)
+              for j, (a, b) in enumerate(blocks)] for k, blocks in enumerate(_blocks(plan, n))]
+    rt.cache["blocks"] = (key, parts)
+    return parts
+
+
+def _to_columns(plan: Plan, x: np.ndarray, block: Block) -> None:
+    """block.cols = im2col(x): through strips when the vertical stride is 1 (the common case,
+    and twice as fast on short rows), else directly."""
+    if block.strip is not None:
+        im2col_strips(x, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw,
+                      block.strip, block.cols)
+    else:
+        im2col(x, *plan.conv_args, block.cols)
+
+
+def _from_columns(plan: Plan, block: Block, dx: np.ndarray) -> None:
+    """dx = col2im(block.cols), the adjoint of :func:`_to_columns`."""
+    if block.strip is not None:
+        col2im_strips(block.cols, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw,
+                      block.strip, dx)
+    else:
+        col2im(block.cols, *plan.conv_args, dx)
 
 
 def _conv_forward(rt, xs):
@@ -254,14 +267,13 @@ def _conv_forward(rt, xs):
     y = np.empty((n, plan.f, plan.positions), rt.dtype)
     parts = _conv_parts(rt, plan, n)
 
-    def part(k: int, blocks: list[Block]) -> None:
-        for a, b, cols in blocks:
-            rows = _rows(rt, plan, k, b - a)
-            _to_columns(rt, plan, k, x[a:b], cols)
-            np.matmul(w2, cols, out=rows)
-            rows_to_nchw(rows, bias, y[a:b])
+    def part(blocks: list[Block]) -> None:
+        for block in blocks:
+            _to_columns(plan, x[block.a:block.b], block)
+            np.matmul(w2, block.cols, out=block.rows)
+            rows_to_nchw(block.rows, bias, y[block.a:block.b])
 
-    run_parts([functools.partial(part, k, blocks) for k, blocks in enumerate(parts)])
+    run_parts([functools.partial(part, blocks) for blocks in parts])
     rt.cache["parts"], rt.cache["n"] = parts, n
     return y.reshape((n,) + tuple(rt.out_shape))
 
@@ -286,18 +298,18 @@ def _conv_backward(rt, dy):
 
     def part(k: int, blocks: list[Block]) -> None:
         dwt, dwt_block, db, db_block = sums[k]
-        for j, (a, b, cols) in enumerate(blocks):
-            rows = _rows(rt, plan, k, b - a)
-            nchw_to_rows(delta[a:b], rows)
+        for j, block in enumerate(blocks):
+            rows = block.rows
+            nchw_to_rows(delta[block.a:block.b], rows)
             if has_bias:
                 np.sum(rows, axis=1, out=db if j == 0 else db_block)
-            np.matmul(cols, rows.T, out=dwt if j == 0 else dwt_block)
+            np.matmul(block.cols, rows.T, out=dwt if j == 0 else dwt_block)
             if j > 0:
                 dwt += dwt_block
                 db += db_block
             if dx is not None:
-                np.matmul(w2.T, rows, out=cols)
-                _from_columns(rt, plan, k, cols, dx[a:b])
+                np.matmul(w2.T, rows, out=block.cols)
+                _from_columns(plan, block, dx[block.a:block.b])
 
     run_parts([functools.partial(part, k, blocks) for k, blocks in enumerate(parts)])
     dW = rt.G["W"].reshape(plan.f, plan.window)

@@ -296,7 +296,7 @@ def test_a_training_step_allocates_no_new_columns():
     model.loss_and_grads(X, T)
     first = model.runtimes["c2"].scratch["0:0:cols"]
     model.loss_and_grads(X[::-1].copy(), T)
-    assert model.runtimes["c2"].scratch["0:0:cols"] is first and model.runtimes["c2"].cache["parts"][0][0][2] is first
+    assert model.runtimes["c2"].scratch["0:0:cols"] is first and model.runtimes["c2"].cache["parts"][0][0].cols is first
     assert first.shape == (6 * 5 * 5, 8 * 10 * 10) and first.dtype == np.float32
 
 
