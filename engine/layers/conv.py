@@ -179,7 +179,7 @@ def _conv_scratch(layer: str):
         (C·kh·kw, m·Ho·Wo), kept from forward for ∂L/∂W and overwritten by ∂L/∂cols;
         per part one GEMM result (F, m·Ho·Wo) of its largest block (also the transposed ∂L/∂y),
         with a vertical stride of 1 the strips of its largest block (im2col_strips), and ∂L/∂Wᵀ,
-        a block's share of it and ∂L/∂b."""
+        a block's share of it, and ∂L/∂b."""
         plan = make_plan(layer, p, tuple(in_shapes[0]))
         out = {}
         for k, blocks in enumerate(_blocks(plan, n)):
@@ -190,7 +190,7 @@ def _conv_scratch(layer: str):
             if plan.sh == 1:
                 out[f"{k}:strip"] = (math.prod(_strip_shape(plan, largest)),)
             out[f"{k}:dWt"] = out[f"{k}:dWt+"] = (plan.window, plan.f)
-            out[f"{k}:db"] = out[f"{k}:db+"] = (plan.f,)
+            out[f"{k}:db"] = (plan.f,)
         return out
     return scratch
 
@@ -292,21 +292,20 @@ def _conv_backward(rt, dy):
     w2 = rt.W["W"].reshape(plan.f, plan.window)
     has_bias = "b" in rt.G
     sums = [tuple(_buffer(rt, f"{k}:{name}", shape) for name, shape in
-                  (("dWt", (plan.window, plan.f)), ("dWt+", (plan.window, plan.f)), ("db", (plan.f,)),
-                   ("db+", (plan.f,)))) for k in range(len(parts))]
+                  (("dWt", (plan.window, plan.f)), ("dWt+", (plan.window, plan.f)), ("db", (plan.f,))))
+            for k in range(len(parts))]
     dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype) if rt.need_input_grad else None
 
     def part(k: int, blocks: list[Block]) -> None:
-        dwt, dwt_block, db, db_block = sums[k]
+        dwt, dwt_block, db = sums[k]
+        if has_bias:  # one reduction over the part: per block, the calls cost more than the sums
+            np.sum(delta[blocks[0].a:blocks[-1].b], axis=(0, 2), out=db)
         for j, block in enumerate(blocks):
             rows = block.rows
             nchw_to_rows(delta[block.a:block.b], rows)
-            if has_bias:
-                np.sum(rows, axis=1, out=db if j == 0 else db_block)
             np.matmul(block.cols, rows.T, out=dwt if j == 0 else dwt_block)
             if j > 0:
                 dwt += dwt_block
-                db += db_block
             if dx is not None:
                 np.matmul(w2.T, rows, out=block.cols)
                 _from_columns(plan, block, dx[block.a:block.b])
