@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
+from engine.kernels.strided_gemm import gemm
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _valid_columns(offset: int, stride: int, width: int, wo: int) -> tuple[int, int]:
@@ -235,6 +237,80 @@ def nchw_to_rows(dy: np.ndarray, dyt: np.ndarray) -> None:
             src, dst = (n * f_ + f) * p_, f * n_ * p_ + n * p_
             for p in range(p_):
                 tf[uint64(dst + p)] = df[uint64(src + p)]
+
+
+@njit(cache=True, nogil=True)
+def _block_columns(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, cols):
+    """im2col of the images x into ``cols``: through strips (the start of the flat ``strip``)
+    when the vertical stride is 1, else directly."""
+    if sh == 1:
+        hs = ho + dh * (kh - 1)
+        n_, c_ = x.shape[0], x.shape[1]
+        st = strip[:c_ * kw * n_ * hs * wo].reshape(c_, kw, n_, hs, wo)
+        im2col_strips(x, kh, kw, dh, dw, pt, pl, ho, wo, sw, st, cols)
+    else:
+        im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, cols)
+
+
+@njit(cache=True, nogil=True)
+def _block_image_gradient(cols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, dx):
+    """col2im of ``cols`` into dx, the adjoint of :func:`_block_columns`."""
+    if sh == 1:
+        hs = ho + dh * (kh - 1)
+        n_, c_ = dx.shape[0], dx.shape[1]
+        st = strip[:c_ * kw * n_ * hs * wo].reshape(c_, kw, n_, hs, wo)
+        col2im_strips(cols, kh, kw, dh, dw, pt, pl, ho, wo, sw, st, dx)
+    else:
+        col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, dx)
+
+
+@njit(cache=True, nogil=True)
+def conv_forward_blocks(x, w2, bias, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per, cols, rows, strip, y):
+    """y[n, f] = W₂·im2col(x[n]) + b_f for images x (N, C, H, W), ``per`` images at a time,
+    each block's im2col, GEMM and layout back to back while its columns are in cache. Block
+    k's columns go to the start of ``cols[k]`` (kept for backward), its product to the start
+    of ``rows`` (F·per·Ho·Wo,); ``strip`` holds one block's strips (vertical stride 1).
+    y: (N, F, Ho·Wo).
+
+    One call for all the blocks of a part: with a dozen blocks a pass, calls from Python
+    retake the GIL dozens of times, and two threads running halves of a batch that way
+    were slower than one (W4's first convolution: 0.47 → 0.55 ms; this loop 0.42 → 0.33)."""
+    n_ = x.shape[0]
+    f_, window = w2.shape
+    wf = w2.reshape(-1)
+    for k in range((n_ + per - 1) // per):
+        a = k * per
+        b = min(a + per, n_)
+        q = (b - a) * ho * wo
+        block = cols[k, :window * q].reshape(window, q)
+        product = rows[:f_ * q].reshape(f_, q)
+        _block_columns(x[a:b], kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, block)
+        gemm(False, False, f_, q, window, wf, window, block.reshape(-1), q, False, product.reshape(-1), q)
+        rows_to_nchw(product, bias, y[a:b])
+
+
+@njit(cache=True, nogil=True)
+def conv_backward_blocks(dy, w2, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per, cols, rows, strip, dwt,
+                         need_dx, dx):
+    """The backward of :func:`conv_forward_blocks`, block by block: ∂L/∂Wᵀ = Σ cols·ΔYᵀ into
+    dwt (C·kh·kw, F), accumulated by BLAS (OpenBLAS is faster on this form of the product than
+    on ΔY·colsᵀ: 0.54 against 0.77 ms on W4's first convolution), and with ``need_dx``
+    ∂L/∂x = col2im(W₂ᵀ·ΔY) into dx (N, C, H, W), which overwrites the block's columns.
+    dy: (N, F, Ho·Wo). (∂L/∂b is left to NumPy's pairwise sum.)"""
+    n_ = dy.shape[0]
+    f_, window = w2.shape
+    wf = w2.reshape(-1)
+    for k in range((n_ + per - 1) // per):
+        a = k * per
+        b = min(a + per, n_)
+        q = (b - a) * ho * wo
+        block = cols[k, :window * q].reshape(window, q)
+        delta = rows[:f_ * q].reshape(f_, q)
+        nchw_to_rows(dy[a:b], delta)
+        gemm(False, True, window, f_, q, block.reshape(-1), q, delta.reshape(-1), q, k > 0, dwt.reshape(-1), f_)
+        if need_dx:
+            gemm(True, False, window, q, f_, wf, window, delta.reshape(-1), q, False, block.reshape(-1), q)
+            _block_image_gradient(block, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, dx[a:b])
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -22,16 +22,13 @@ from engine.init import INITIALISERS, initialise
 from engine.kernels.conv import (
     avg_pool_backward,
     avg_pool_forward,
-    col2im,
-    col2im_strips,
-    im2col,
-    im2col_strips,
+    conv_backward_blocks,
+    conv_forward_blocks,
     max_pool_backward,
     max_pool_forward,
-    nchw_to_rows,
-    rows_to_nchw,
     strip_shape,
 )
+from engine.kernels.strided_gemm import ONE_BLAS_THREAD
 from engine.layers import conv_export as export
 from engine.layers.base import LayerType, ParamSpec, register
 from engine.layers.batch_halves import halves, run_parts
@@ -162,103 +159,52 @@ the 16-filter convolution only 3.70 ms. The passes that only move data (im2col f
 the pools) ran no faster on two threads, and each handoff to the helper thread costs ~80 µs."""
 
 
-def _blocks(plan: Plan, n: int) -> list[list[tuple[int, int]]]:
-    """Per part of a batch of ``n`` (:func:`halves` with :data:`SPLIT_MIN_FILTERS` filters or
-    more, else the whole batch), its blocks of images [a, b): each block's float32 columns fit
-    in :data:`COLUMN_BLOCK_BYTES` (float64 ones take twice that; the scratch is sized without
-    knowing the model's dtype)."""
-    per = max(1, COLUMN_BLOCK_BYTES // (plan.window * plan.positions * 4))
-    parts = halves(n) if plan.f >= SPLIT_MIN_FILTERS else [(0, n)]
-    return [[(i, min(i + per, b)) for i in range(a, b, per)] for a, b in parts]
+def _block_images(plan: Plan) -> int:
+    """Images per block: as many as have float32 columns within :data:`COLUMN_BLOCK_BYTES`
+    (float64 ones take twice that; the scratch is sized without knowing the model's dtype)."""
+    return max(1, COLUMN_BLOCK_BYTES // (plan.window * plan.positions * 4))
+
+
+def _parts(plan: Plan, n: int) -> list[tuple[int, int]]:
+    """The parts [a, b) of a batch of ``n``: its halves (:func:`halves`, run on two threads at
+    once) when the layer has :data:`SPLIT_MIN_FILTERS` filters or more, else the whole batch."""
+    return halves(n) if plan.f >= SPLIT_MIN_FILTERS else [(0, n)]
+
+
+def _part_scratch(plan: Plan, m: int) -> dict[str, tuple[int, ...]]:
+    """A part of ``m`` images: the columns of its blocks (kept from forward for ∂L/∂W,
+    overwritten by ∂L/∂cols), one block's GEMM result (also its transposed ∂L/∂y) and strips
+    (vertical stride 1), ∂L/∂Wᵀ and ∂L/∂b."""
+    per = _block_images(plan)
+    strip = math.prod(strip_shape(plan.c, per, plan.kh, plan.kw, plan.dh, plan.ho, plan.wo)) if plan.sh == 1 else 0
+    return {"cols": (-(-m // per), plan.window * per * plan.positions), "rows": (plan.f * per * plan.positions,),
+            "strip": (strip,), "dWt": (plan.window, plan.f), "db": (plan.f,)}
 
 
 def _conv_scratch(layer: str):
     def scratch(p, in_shapes, n):
         """Per batch of n, for each part of the batch (one, or two halves run on two threads)
-        and each block of images in it (:func:`_blocks`): the block's im2col columns
-        (C·kh·kw, m·Ho·Wo), kept from forward for ∂L/∂W and overwritten by ∂L/∂cols;
-        per part one GEMM result (F, m·Ho·Wo) of its largest block (also the transposed ∂L/∂y),
-        with a vertical stride of 1 the strips of its largest block (im2col_strips), and ∂L/∂Wᵀ,
-        a block's share of it, and ∂L/∂b."""
+        the arrays of :func:`_part_scratch`."""
         plan = make_plan(layer, p, tuple(in_shapes[0]))
-        out = {}
-        for k, blocks in enumerate(_blocks(plan, n)):
-            for j, (a, b) in enumerate(blocks):
-                out[f"{k}:{j}:cols"] = (plan.window, (b - a) * plan.positions)
-            largest = max(b - a for a, b in blocks)
-            out[f"{k}:rows"] = (plan.f * largest * plan.positions,)
-            if plan.sh == 1:
-                out[f"{k}:strip"] = (math.prod(_strip_shape(plan, largest)),)
-            out[f"{k}:dWt"] = out[f"{k}:dWt+"] = (plan.window, plan.f)
-            out[f"{k}:db"] = (plan.f,)
-        return out
+        return {f"{k}:{name}": shape for k, (a, b) in enumerate(_parts(plan, n))
+                for name, shape in _part_scratch(plan, b - a).items()}
     return scratch
 
 
-def _strip_shape(plan: Plan, m: int) -> tuple[int, ...]:
-    return strip_shape(plan.c, m, plan.kh, plan.kw, plan.dh, plan.ho, plan.wo)
+Part = tuple[int, int, dict[str, np.ndarray]]
 
 
-def _prefix(rt, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """The start of the flat scratch array ``name`` as a C-contiguous array of ``shape`` (a
-    block's share of a buffer sized for the part's largest block), or a fresh array."""
-    size = math.prod(shape)
-    flat = rt.scratch.get(name)
-    if flat is None or flat.size < size or flat.dtype != rt.dtype:
-        flat = np.empty(size, rt.dtype)
-    return flat[:size].reshape(shape)
-
-
-@dataclass(frozen=True)
-class Block:
-    """Images [a, b) of a batch and their arrays: the im2col columns (C·kh·kw, m·Ho·Wo), the
-    GEMM result (F, m·Ho·Wo) and the strips (None unless the vertical stride is 1)."""
-
-    a: int
-    b: int
-    cols: np.ndarray
-    rows: np.ndarray
-    strip: np.ndarray | None
-
-
-def _conv_parts(rt, plan: Plan, n: int) -> list[list[Block]]:
-    """The blocks of every part of a batch of ``n``, built once per batch size and scratch set
-    (the views cost a few microseconds each, a dozen blocks a pass)."""
-    key = (n, id(rt.scratch))
-    cached = rt.cache.get("blocks")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    parts = [[Block(a, b, _buffer(rt, f"{k}:{j}:cols", (plan.window, (b - a) * plan.positions)),
-                    _prefix(rt, f"{k}:rows", (plan.f, (b - a) * plan.positions)),
-                    _prefix(rt, f"{k}:strip", _strip_shape(plan, b - a)) if plan.sh == 1 else None)
-              for j, (a, b) in enumerate(blocks)] for k, blocks in enumerate(_blocks(plan, n))]
-    rt.cache["blocks"] = (key, parts)
-    return parts
-
-
-def _to_columns(plan: Plan, x: np.ndarray, block: Block) -> None:
-    """block.cols = im2col(x): through strips when the vertical stride is 1 (the common case,
-    and twice as fast on short rows), else directly."""
-    if block.strip is not None:
-        im2col_strips(x, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw,
-                      block.strip, block.cols)
-    else:
-        im2col(x, *plan.conv_args, block.cols)
-
-
-def _from_columns(plan: Plan, block: Block, dx: np.ndarray) -> None:
-    """dx = col2im(block.cols), the adjoint of :func:`_to_columns`."""
-    if block.strip is not None:
-        col2im_strips(block.cols, plan.kh, plan.kw, plan.dh, plan.dw, plan.pt, plan.pl, plan.ho, plan.wo, plan.sw,
-                      block.strip, dx)
-    else:
-        col2im(block.cols, *plan.conv_args, dx)
+def _conv_parts(rt, plan: Plan, n: int) -> list[Part]:
+    """(first image, end image, scratch arrays) of every part of a batch of ``n``."""
+    return [(a, b, {name: _buffer(rt, f"{k}:{name}", shape) for name, shape in _part_scratch(plan, b - a).items()})
+            for k, (a, b) in enumerate(_parts(plan, n))]
 
 
 def _conv_forward(rt, xs):
-    """y = W₂·im2col(x) + b, laid out back into (N, F, Ho, Wo) (see engine/kernels/conv.py),
-    block by block of images (:data:`COLUMN_BLOCK_BYTES`); the halves of a large batch on two
-    threads when the layer has enough filters (:data:`SPLIT_MIN_FILTERS`, batch_halves.py)."""
+    """y = W₂·im2col(x) + b, laid out back into (N, F, Ho, Wo), in blocks of images whose
+    columns stay in cache, one kernel call per part (engine/kernels/conv.py,
+    conv_forward_blocks); the halves of a large batch on two threads when the layer has
+    enough filters (:data:`SPLIT_MIN_FILTERS`, engine/layers/batch_halves.py)."""
     plan = plan_of(rt)
     x = _images(rt, xs[0], plan)
     n = len(x)
@@ -266,60 +212,42 @@ def _conv_forward(rt, xs):
     bias = rt.W["b"] if "b" in rt.W else np.empty(0, rt.dtype)
     y = np.empty((n, plan.f, plan.positions), rt.dtype)
     parts = _conv_parts(rt, plan, n)
-
-    def part(blocks: list[Block]) -> None:
-        for block in blocks:
-            _to_columns(plan, x[block.a:block.b], block)
-            np.matmul(w2, block.cols, out=block.rows)
-            rows_to_nchw(block.rows, bias, y[block.a:block.b])
-
-    run_parts([functools.partial(part, blocks) for blocks in parts])
+    per = _block_images(plan)
+    with ONE_BLAS_THREAD:
+        run_parts([functools.partial(conv_forward_blocks, x[a:b], w2, bias, *plan.conv_args, per, s["cols"],
+                                     s["rows"], s["strip"], y[a:b]) for a, b, s in parts], hold_numpy_blas=False)
     rt.cache["parts"], rt.cache["n"] = parts, n
     return y.reshape((n,) + tuple(rt.out_shape))
 
 
 def _conv_backward(rt, dy):
     """∂L/∂W₂ = ΔY·colsᵀ, ∂L/∂b = Σ ΔY, ∂L/∂x = col2im(W₂ᵀ·ΔY) (ΔY: ∂L/∂y as (F, m·Ho·Wo)),
-    block by block; the blocks' and the parts' ∂L/∂W and ∂L/∂b are summed.
+    block by block, one kernel call per part (conv_backward_blocks); the parts' ∂L/∂W and
+    ∂L/∂b are summed.
 
-    ∂L/∂W₂ is computed transposed, cols·ΔYᵀ into (C·kh·kw, F): OpenBLAS is faster on that
-    form of the product (measured on W4's convolutions: 0.54 ms against 0.77 ms, and 0.35
-    against 0.57). The forward's columns are overwritten by ∂L/∂cols once ∂L/∂W is done:
-    one backward per forward, as the model runs them.
+    The forward's columns are overwritten by ∂L/∂cols once ∂L/∂W is done: one backward per
+    forward, as the model runs them.
     """
     plan, parts, n = plan_of(rt), rt.cache["parts"], rt.cache["n"]
     delta = np.ascontiguousarray(dy, dtype=rt.dtype).reshape(n, plan.f, plan.positions)
     w2 = rt.W["W"].reshape(plan.f, plan.window)
     has_bias = "b" in rt.G
-    sums = [tuple(_buffer(rt, f"{k}:{name}", shape) for name, shape in
-                  (("dWt", (plan.window, plan.f)), ("dWt+", (plan.window, plan.f)), ("db", (plan.f,))))
-            for k in range(len(parts))]
-    dx = np.empty((n, plan.c, plan.h, plan.w), rt.dtype) if rt.need_input_grad else None
+    need_dx = bool(rt.need_input_grad)
+    dx = np.empty((n, plan.c, plan.h, plan.w) if need_dx else (n, 0, 0, 0), rt.dtype)
+    per = _block_images(plan)
 
-    def part(k: int, blocks: list[Block]) -> None:
-        dwt, dwt_block, db = sums[k]
-        if has_bias:  # one reduction over the part: per block, the calls cost more than the sums
-            np.sum(delta[blocks[0].a:blocks[-1].b], axis=(0, 2), out=db)
-        for j, block in enumerate(blocks):
-            rows = block.rows
-            nchw_to_rows(delta[block.a:block.b], rows)
-            np.matmul(block.cols, rows.T, out=dwt if j == 0 else dwt_block)
-            if j > 0:
-                dwt += dwt_block
-            if dx is not None:
-                np.matmul(w2.T, rows, out=block.cols)
-                _from_columns(plan, block, dx[block.a:block.b])
+    def part(a: int, b: int, s: dict[str, np.ndarray]) -> None:
+        if has_bias:
+            np.sum(delta[a:b], axis=(0, 2), out=s["db"])
+        conv_backward_blocks(delta[a:b], w2, *plan.conv_args, per, s["cols"], s["rows"], s["strip"], s["dWt"],
+                             need_dx, dx[a:b])
 
-    run_parts([functools.partial(part, k, blocks) for k, blocks in enumerate(parts)])
-    dW = rt.G["W"].reshape(plan.f, plan.window)
-    dW[...] = sums[0][0].T
-    for other in sums[1:]:
-        dW += other[0].T
+    with ONE_BLAS_THREAD:
+        run_parts([functools.partial(part, *p) for p in parts], hold_numpy_blas=False)
+    rt.G["W"].reshape(plan.f, plan.window)[...] = sum(s["dWt"] for _, _, s in parts).T
     if has_bias:
-        rt.G["b"][...] = sums[0][2]
-        for other in sums[1:]:
-            rt.G["b"] += other[2]
-    if dx is None:
+        rt.G["b"][...] = sum(s["db"] for _, _, s in parts)
+    if not need_dx:
         return [None]
     return [dx.reshape((n,) + tuple(rt.in_shapes[0]))]
 

@@ -89,10 +89,11 @@ def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch,
     whole, loss_whole = _step(monkeypatch, budget, X, T)
     monkeypatch.setattr(conv_layer, "COLUMN_BLOCK_BYTES", 18 * 36 * 4 * 3 - 1)
     blocked, loss_blocked = _step(monkeypatch, budget, X, T)
-    blocks = blocked.runtimes["c"].cache["parts"]
-    assert len(whole.runtimes["c"].cache["parts"][0]) == 1
-    sizes = [block.b - block.a for part in blocks for block in part]
-    assert sizes == ([2] * 9 + [1] if budget == 1 else [2] * 5 + [2] * 4 + [1])
+    assert conv_layer._block_images(conv_layer.plan_of(blocked.runtimes["c"])) == 2
+    parts = [(a, b) for a, b, _ in blocked.runtimes["c"].cache["parts"]]
+    assert parts == ([(0, n)] if budget == 1 else [(0, 10), (10, n)])
+    assert blocked.runtimes["c"].scratch["0:cols"].shape[0] == (10 if budget == 1 else 5)  # blocks in part 0
+    assert whole.runtimes["c"].scratch["0:cols"].shape[0] == 1
     assert loss_blocked == pytest.approx(loss_whole, rel=1e-12)
     np.testing.assert_allclose(blocked.output_of("c"), whole.output_of("c"), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(blocked.grads, whole.grads, rtol=1e-10, atol=1e-13)
@@ -120,4 +121,4 @@ def test_only_convolutions_with_enough_filters_split_their_batch(monkeypatch):
     model.loss_and_grads(X, np.eye(3, dtype=np.float32)[rng.integers(0, 3, 32)])
     assert len(model.runtimes["c6"].cache["parts"]) == 1
     assert len(model.runtimes["c16"].cache["parts"]) == 2
-    assert model.runtimes["c16"].cache["parts"][1][0].a == 16  # the second half starts at image 16
+    assert model.runtimes["c16"].cache["parts"][1][0] == 16  # the second half starts at image 16
