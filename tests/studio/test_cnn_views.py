@@ -28,7 +28,7 @@ def _fresh_frames(panel, qtbot, after: int) -> None:
 
 
 def test_feature_maps_follow_the_training_with_one_map_per_channel_at_a_bounded_rate(window, qtbot, tmp_path):
-    ws = _open_lenet(window, tmp_path, epochs=40)
+    ws = _open_lenet(window, tmp_path, epochs=2000)  # stopped below: it must still run after ~3 s
     maps = ws.plots["feature_maps"]
     ws.panel_docks["feature_maps"].raise_()
     ws.actions["train"].trigger()
