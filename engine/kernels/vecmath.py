@@ -65,6 +65,17 @@ def muladd(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
+@intrinsic
+def select(typingctx, condition, a, b):
+    """``a if condition else b`` as one LLVM ``select`` (no branch, whatever inlining does)."""
+    if not (condition == types.boolean and a == b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.select(args[0], args[1], args[2])
+    return a(condition, a, b), codegen
+
+
 @njit(inline="always")
 def expf(x):
     """e^x in float32: x = n·ln2 + r (Cody–Waite), e^r by Cephes' polynomial, 2ⁿ from the
@@ -107,7 +118,7 @@ def _tanh_impl(x):
         big = (_ONE32 - e) / (_ONE32 + e)
         x2 = ax * ax
         small = ax * muladd(x2, muladd(x2, muladd(x2, _T7, _T5), _T3), _ONE32)
-        t = small if ax < _TANH_SMALL else big  # a select once inlined: both are computed
+        t = select(ax < _TANH_SMALL, small, big)
         return math.copysign(t, x) + (x - x)
     return tanh32
 

@@ -92,6 +92,23 @@ def test_float32_gate_functions_are_accurate_and_keep_non_finite_values():
         assert v[3] == {"tanh": 0.0, "sigmoid": 0.5, "relu": 0.0}[name]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_tanh_lstm_cell_equals_the_pass_by_pass_cell(dtype):
+    """The one-pass c, φ(c), h loop of lstm_cell_tanh gives the reference passes' bits."""
+    from engine.kernels.recurrent import lstm_cell, lstm_cell_tanh
+
+    M = 37 * 5  # not a multiple of the vector width: the loops' remainders run too
+    rng = np.random.default_rng(3)
+    z0, cp = (rng.normal(0, 3, size=4 * M).astype(dtype), rng.normal(size=M).astype(dtype))
+    z0[[0, 7]] = np.nan, np.inf
+    got = [z0.copy(), np.empty(M, dtype), np.empty(M, dtype), np.empty(M, dtype)]
+    want = [z0.copy(), np.empty(M, dtype), np.empty(M, dtype), np.empty(M, dtype)]
+    lstm_cell_tanh(got[0], cp, got[1], got[2], got[3], M)
+    lstm_cell(ACTIVATIONS["tanh"], want[0], cp, want[1], want[2], want[3], M)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
 # ---- ports --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 def test_out_is_the_last_state_without_sequences_and_port_gradients_add(kind):
