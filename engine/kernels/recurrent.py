@@ -81,11 +81,20 @@ def pack(W, top, middle, bottom, has_middle):
 def transpose(W, Wt):
     """Wt = Wᵀ. The forward products Z_t = Wᵀ·xh[t] read the packed weights as Wt, a plain
     (not transposed) operand: OpenBLAS runs these small products 20–28 % faster that way
-    (measured on W5's 256×73·73×32), and the copy costs one pass over the weights per forward."""
+    (measured on W5's 256×73·73×32), and the copy costs one pass over the weights per forward.
+
+    The loops walk the matrix with the shorter rows across: its elements then lie a short row
+    apart, the other's are contiguous (W5's (4H, K) → (K, 4H) the other way round stepped
+    1 KiB per element and took 38 µs; so 3.4 µs)."""
     K, G = W.shape
-    for k in range(K):
+    if K <= G:
+        for k in range(K):
+            for g in range(G):
+                Wt[g, k] = W[k, g]
+    else:
         for g in range(G):
-            Wt[g, k] = W[k, g]
+            for k in range(K):
+                Wt[g, k] = W[k, g]
 
 
 @njit(**KERNEL)

@@ -130,6 +130,16 @@ def test_transposed_weight_gradient_equals_the_direct_one(dtype, T):
     np.testing.assert_allclose(dWt.T, want, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("shape", [(7, 20), (20, 7)], ids=["wide", "tall"])
+def test_transpose_kernel_transposes_either_way_round(shape):
+    from engine.kernels.recurrent import transpose
+
+    W = np.random.default_rng(6).normal(size=shape).astype(np.float32)
+    Wt = np.empty(shape[::-1], np.float32)
+    transpose(W, Wt)
+    np.testing.assert_array_equal(Wt, W.T)
+
+
 # ---- ports --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 def test_out_is_the_last_state_without_sequences_and_port_gradients_add(kind):
