@@ -113,6 +113,9 @@ def _scratch(kind: str) -> Callable[..., dict[str, tuple[int, ...]]]:
         parts = chunks(n)
         weights = {"wx": (F + 1, G), "wh": (H + 1, G)} if kind == "GRU" else {"w": (F + 1 + H, G)}
         grads = {"d" + name: shape for name, shape in weights.items()}
+        if kind == "LSTM":  # the backward accumulates ∂L/∂W transposed, "dw" receives it
+            weights["dw"] = grads.pop("dw")
+            grads["dwt"] = (G, F + 1 + H)
         if kind != "GRU":
             weights["wt"] = (G, F + 1 + H)  # W transposed, for the forward products
         out = {"state": (n, H), "dlast": (n, H), "hn2": (T,), **weights}
@@ -295,8 +298,9 @@ def _lstm_backward(rt, dys):
     s, code, cut, need = rt.scratch, _code(rt), rt.p["truncate"], rt.need_input_grad
     total, dx = _backward_chunks(rt, s, dys, lambda dseq, dlast, c: K.lstm_backward(
         dseq, dlast, s["w"], c["xh"], c["gates"], c["cs"], c["acs"], code, cut, need, c["dg"], c["dh"], c["dc"],
-        c["dw"], c["dxs"], c["hn2"]), ("dw",))
-    K.unpack(total["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
+        c["dwt"], c["dxs"], c["hn2"]), ("dwt",))
+    K.transpose(total["dwt"], s["dw"])
+    K.unpack(s["dw"], rt.G["Wx"], _bias_grad(rt, "b", s), rt.G["Wh"], rt.p["bias"])
     return dx
 
 

@@ -92,6 +92,54 @@ def test_float32_gate_functions_are_accurate_and_keep_non_finite_values():
         assert v[3] == {"tanh": 0.0, "sigmoid": 0.5, "relu": 0.0}[name]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_tanh_lstm_cell_equals_the_pass_by_pass_cell(dtype):
+    """The one-pass c, φ(c), h loop of lstm_cell_tanh gives the reference passes' bits."""
+    from engine.kernels.recurrent import lstm_cell, lstm_cell_tanh
+
+    M = 37 * 5  # not a multiple of the vector width: the loops' remainders run too
+    rng = np.random.default_rng(3)
+    z0, cp = (rng.normal(0, 3, size=4 * M).astype(dtype), rng.normal(size=M).astype(dtype))
+    z0[[0, 7]] = np.nan, np.inf
+    got = [z0.copy(), np.empty(M, dtype), np.empty(M, dtype), np.empty(M, dtype)]
+    want = [z0.copy(), np.empty(M, dtype), np.empty(M, dtype), np.empty(M, dtype)]
+    lstm_cell_tanh(got[0], cp, got[1], got[2], got[3], M)
+    lstm_cell(ACTIVATIONS["tanh"], want[0], cp, want[1], want[2], want[3], M)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T", [1, 4])
+def test_transposed_weight_gradient_equals_the_direct_one(dtype, T):
+    """LSTM's ∂L/∂Wᵀ accumulation (δ_t xh[t]ᵀ) sums the same products as the SimpleRNN's
+    xh[t] δ_tᵀ, the first step's h rows (h_{−1} = 0) left out in both."""
+    from engine.kernels.recurrent import accumulate_weight_gradient, accumulate_weight_gradient_transposed
+
+    F, H, N, G = 3, 5, 7, 20
+    K = F + 1 + H
+    rng = np.random.default_rng(4)
+    xh, dg = rng.normal(size=(T, K, N)).astype(dtype), rng.normal(size=(T, G, N)).astype(dtype)
+    dW, dWt = np.full((K, G), np.nan, dtype), np.full((G, K), np.nan, dtype)
+    for t in range(T - 1, -1, -1):
+        accumulate_weight_gradient(xh[t], dg[t], dW, F, t, T)
+        accumulate_weight_gradient_transposed(xh[t], dg[t], dWt, F, t, T)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(dWt.T, dW, rtol=tol, atol=tol)
+    want = sum(xh[t] @ dg[t].T for t in range(1, T)) + np.vstack([xh[0][:F + 1] @ dg[0].T, np.zeros((H, G))])
+    np.testing.assert_allclose(dWt.T, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape", [(7, 20), (20, 7)], ids=["wide", "tall"])
+def test_transpose_kernel_transposes_either_way_round(shape):
+    from engine.kernels.recurrent import transpose
+
+    W = np.random.default_rng(6).normal(size=shape).astype(np.float32)
+    Wt = np.empty(shape[::-1], np.float32)
+    transpose(W, Wt)
+    np.testing.assert_array_equal(Wt, W.T)
+
+
 # ---- ports --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 def test_out_is_the_last_state_without_sequences_and_port_gradients_add(kind):
