@@ -33,6 +33,7 @@ from studio.canvas import EditorScene, EditorView, card_size
 from studio.canvas.node_item import GRID
 from studio.document import Document
 from studio.files import FileController, forget_recent, recent_files, templates
+from studio.gui_gc import collect_on_gui_thread
 from studio.icons import app_icon, icon
 from studio.panels.inspector import InspectorPanel
 from studio.panels.palette import PalettePanel, palette_entries
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        collect_on_gui_thread()
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setWindowIcon(app_icon())
         self.setDockNestingEnabled(True)
