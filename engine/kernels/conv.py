@@ -40,6 +40,21 @@ def _valid_columns(offset: int, stride: int, width: int, wo: int) -> tuple[int, 
     return min(lo, hi), hi
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _copy_row(xf, src, sw, cf, o, lo, hi, wo):
+    """cf[o + b] = xf[src + b·sw] for b in [lo, hi), and 0 for the other b < wo (the padding)."""
+    for b in range(lo):
+        cf[uint64(o + b)] = 0.0
+    if sw == 1:
+        for b in range(lo, hi):
+            cf[uint64(o + b)] = xf[uint64(src + b)]
+    else:
+        for b in range(lo, hi):
+            cf[uint64(o + b)] = xf[uint64(src + b * sw)]
+    for b in range(hi, wo):
+        cf[uint64(o + b)] = 0.0
+
+
 @njit(cache=True, nogil=True)
 def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int,
            ho: int, wo: int, cols: np.ndarray) -> None:
@@ -64,17 +79,7 @@ def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
                     plane = (n * c_ + c) * h_ * w_ + off
                     for a in range(alo, ahi):
                         o = base + a * wo
-                        src = plane + (a * sh - pt + i * dh) * w_
-                        for b in range(lo):
-                            cf[uint64(o + b)] = 0.0
-                        if sw == 1:
-                            for b in range(lo, hi):
-                                cf[uint64(o + b)] = xf[uint64(src + b)]
-                        else:
-                            for b in range(lo, hi):
-                                cf[uint64(o + b)] = xf[uint64(src + b * sw)]
-                        for b in range(hi, wo):
-                            cf[uint64(o + b)] = 0.0
+                        _copy_row(xf, plane + (a * sh - pt + i * dh) * w_, sw, cf, o, lo, hi, wo)
 
 
 @njit(cache=True, nogil=True)
@@ -134,17 +139,7 @@ def _fill_strips(x, kw, sw, dw, pt, pl, wo, strip):
                         for b in range(wo):
                             sf[uint64(o + b)] = 0.0
                         continue
-                    src = plane + h * w_
-                    for b in range(lo):
-                        sf[uint64(o + b)] = 0.0
-                    if sw == 1:
-                        for b in range(lo, hi):
-                            sf[uint64(o + b)] = xf[uint64(src + b)]
-                    else:
-                        for b in range(lo, hi):
-                            sf[uint64(o + b)] = xf[uint64(src + b * sw)]
-                    for b in range(hi, wo):
-                        sf[uint64(o + b)] = 0.0
+                    _copy_row(xf, plane + h * w_, sw, sf, o, lo, hi, wo)
 
 
 @njit(cache=True, nogil=True)
@@ -239,14 +234,19 @@ def nchw_to_rows(dy: np.ndarray, dyt: np.ndarray) -> None:
                 tf[uint64(dst + p)] = df[uint64(src + p)]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _strips_of(strip, c, kw, n, kh, dh, ho, wo):
+    """The start of the flat ``strip`` as the strips (:func:`strip_shape`) of n images."""
+    hs = ho + dh * (kh - 1)
+    return strip[:c * kw * n * hs * wo].reshape(c, kw, n, hs, wo)
+
+
 @njit(cache=True, nogil=True)
 def _block_columns(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, cols):
-    """im2col of the images x into ``cols``: through strips (the start of the flat ``strip``)
-    when the vertical stride is 1, else directly."""
+    """im2col of the images x into ``cols``: through strips when the vertical stride is 1,
+    else directly."""
     if sh == 1:
-        hs = ho + dh * (kh - 1)
-        n_, c_ = x.shape[0], x.shape[1]
-        st = strip[:c_ * kw * n_ * hs * wo].reshape(c_, kw, n_, hs, wo)
+        st = _strips_of(strip, x.shape[1], kw, x.shape[0], kh, dh, ho, wo)
         im2col_strips(x, kh, kw, dh, dw, pt, pl, ho, wo, sw, st, cols)
     else:
         im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, cols)
@@ -256,9 +256,7 @@ def _block_columns(x, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, cols):
 def _block_image_gradient(cols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, dx):
     """col2im of ``cols`` into dx, the adjoint of :func:`_block_columns`."""
     if sh == 1:
-        hs = ho + dh * (kh - 1)
-        n_, c_ = dx.shape[0], dx.shape[1]
-        st = strip[:c_ * kw * n_ * hs * wo].reshape(c_, kw, n_, hs, wo)
+        st = _strips_of(strip, dx.shape[1], kw, dx.shape[0], kh, dh, ho, wo)
         col2im_strips(cols, kh, kw, dh, dw, pt, pl, ho, wo, sw, st, dx)
     else:
         col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, dx)

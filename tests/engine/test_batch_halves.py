@@ -61,6 +61,17 @@ def _step(monkeypatch, budget: int, X: np.ndarray, T: np.ndarray):
     return model, loss
 
 
+def _same_numbers_and_finite_differences(model, loss, whole, loss_whole, node: str, X, T) -> None:
+    """``model`` gives ``whole``'s loss, output of ``node`` and gradients, and its gradients
+    match finite differences."""
+    assert loss == pytest.approx(loss_whole, rel=1e-12)
+    np.testing.assert_allclose(model.output_of(node), whole.output_of(node), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.grads, whole.grads, rtol=1e-10, atol=1e-13)
+    analytic = model.grads.copy()
+    np.testing.assert_allclose(analytic, finite_difference(lambda: model.loss_and_grads(X, T), model.params),
+                               rtol=1e-5, atol=1e-8)
+
+
 def test_a_split_batch_gives_the_numbers_of_the_whole_batch_and_finite_differences(monkeypatch):
     rng = np.random.default_rng(0)
     n = H.MIN_SPLIT + 1
@@ -68,13 +79,8 @@ def test_a_split_batch_gives_the_numbers_of_the_whole_batch_and_finite_differenc
     whole, loss_whole = _step(monkeypatch, 1, X, T)
     split, loss_split = _step(monkeypatch, 2, X, T)
     assert len(split.runtimes["c"].cache["parts"]) == 2 and len(whole.runtimes["c"].cache["parts"]) == 1
-    assert loss_split == pytest.approx(loss_whole, rel=1e-12)
-    np.testing.assert_allclose(split.output_of("p"), whole.output_of("p"), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(split.grads, whole.grads, rtol=1e-10, atol=1e-13)
-    # c's weight gradients pass through c2's split ∂L/∂x (col2im per half) and the split pooling
-    analytic = split.grads.copy()
-    np.testing.assert_allclose(analytic, finite_difference(lambda: split.loss_and_grads(X, T), split.params),
-                               rtol=1e-5, atol=1e-8)
+    # c's weight gradients pass through c2's split ∂L/∂x (col2im per half)
+    _same_numbers_and_finite_differences(split, loss_split, whole, loss_whole, "p", X, T)
 
 
 @pytest.mark.parametrize("budget", [1, 2])
@@ -94,12 +100,7 @@ def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch,
     assert parts == ([(0, n)] if budget == 1 else [(0, 10), (10, n)])
     assert blocked.runtimes["c"].scratch["0:cols"].shape[0] == (10 if budget == 1 else 5)  # blocks in part 0
     assert whole.runtimes["c"].scratch["0:cols"].shape[0] == 1
-    assert loss_blocked == pytest.approx(loss_whole, rel=1e-12)
-    np.testing.assert_allclose(blocked.output_of("c"), whole.output_of("c"), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(blocked.grads, whole.grads, rtol=1e-10, atol=1e-13)
-    analytic = blocked.grads.copy()
-    np.testing.assert_allclose(analytic, finite_difference(lambda: blocked.loss_and_grads(X, T), blocked.params),
-                               rtol=1e-5, atol=1e-8)
+    _same_numbers_and_finite_differences(blocked, loss_blocked, whole, loss_whole, "c", X, T)
 
 
 def test_only_convolutions_with_enough_filters_split_their_batch(monkeypatch):
