@@ -10,8 +10,9 @@ A convolution (cross-correlation, as in PyTorch and ONNX) is
 (x = 0 outside the image). With the columns ``cols = im2col(x)`` of shape (C·kh·kw, N·Ho·Wo)
 it is one GEMM ``Y = W₂ · cols`` (W₂ = W reshaped to (F, C·kh·kw)), and backward is two:
 ``∂L/∂W₂ = ΔY · colsᵀ`` and ``∂L/∂cols = W₂ᵀ · ΔY``, followed by ``col2im`` (the adjoint
-of im2col: it adds every column entry back onto the pixel it was copied from). The GEMMs go
-to BLAS (``np.matmul`` with ``out=``); the kernels here only move data.
+of im2col: it adds every column entry back onto the pixel it was copied from). The layers
+call :func:`conv_forward_blocks` / :func:`conv_backward_blocks`, which run these per block of
+images with the GEMMs through SciPy's BLAS (engine/kernels/strided_gemm.py).
 
 Inner loops index flat arrays with ``uint64`` offsets: Numba then emits no negative-index
 wrap-around and LLVM vectorises the copies (a signed computed offset measured 4–5× slower,
@@ -262,6 +263,16 @@ def _block_image_gradient(cols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, d
         col2im(cols, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, dx)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _block(k, per, n_, positions, window, f_, cols, rows):
+    """Block k of ``per`` images of a part of n_: its images [a, b), its columns (the start of
+    ``cols[k]``) and its GEMM rows (the start of ``rows``), both (·, (b − a)·Ho·Wo)."""
+    a = k * per
+    b = min(a + per, n_)
+    q = (b - a) * positions
+    return a, b, q, cols[k, :window * q].reshape(window, q), rows[:f_ * q].reshape(f_, q)
+
+
 @njit(cache=True, nogil=True)
 def conv_forward_blocks(x, w2, bias, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per, cols, rows, strip, y):
     """y[n, f] = W₂·im2col(x[n]) + b_f for images x (N, C, H, W), ``per`` images at a time,
@@ -277,11 +288,7 @@ def conv_forward_blocks(x, w2, bias, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per
     f_, window = w2.shape
     wf = w2.reshape(-1)
     for k in range((n_ + per - 1) // per):
-        a = k * per
-        b = min(a + per, n_)
-        q = (b - a) * ho * wo
-        block = cols[k, :window * q].reshape(window, q)
-        product = rows[:f_ * q].reshape(f_, q)
+        a, b, q, block, product = _block(k, per, n_, ho * wo, window, f_, cols, rows)
         _block_columns(x[a:b], kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, block)
         gemm(False, False, f_, q, window, wf, window, block.reshape(-1), q, False, product.reshape(-1), q)
         rows_to_nchw(product, bias, y[a:b])
@@ -299,11 +306,7 @@ def conv_backward_blocks(dy, w2, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per, co
     f_, window = w2.shape
     wf = w2.reshape(-1)
     for k in range((n_ + per - 1) // per):
-        a = k * per
-        b = min(a + per, n_)
-        q = (b - a) * ho * wo
-        block = cols[k, :window * q].reshape(window, q)
-        delta = rows[:f_ * q].reshape(f_, q)
+        a, b, q, block, delta = _block(k, per, n_, ho * wo, window, f_, cols, rows)
         nchw_to_rows(dy[a:b], delta)
         gemm(False, True, window, f_, q, block.reshape(-1), q, delta.reshape(-1), q, k > 0, dwt.reshape(-1), f_)
         if need_dx:

@@ -6,8 +6,10 @@ everything they call releases the GIL (the Numba kernels are ``nogil``, NumPy's 
 it). When NumPy's BLAS may use two or more threads (its budget:
 OPENBLAS_NUM_THREADS, threadpoolctl) and the batch has at least :data:`MIN_SPLIT` examples,
 a layer runs its first half on the calling thread and its second on one helper thread, and
-holds NumPy's BLAS to one thread meanwhile: two threads each asking BLAS for two would put
-four threads on two cores. With a budget of one thread (the studio leaves a core to the UI
+holds the BLAS it calls to one thread meanwhile (:func:`run_parts` holds NumPy's; the
+convolution and recurrent kernels call SciPy's from Numba and hold it with
+strided_gemm.ONE_BLAS_THREAD): two threads each asking BLAS for two would put four threads on
+two cores. With a budget of one thread (the studio leaves a core to the UI
 this way) the batch is one part and nothing changes.
 
 Why not leave the threads to BLAS: the convolutions' products are thin (6 or 16 rows), and the
