@@ -12,7 +12,7 @@ it is one GEMM ``Y = W₂ · cols`` (W₂ = W reshaped to (F, C·kh·kw)), and b
 ``∂L/∂W₂ = ΔY · colsᵀ`` and ``∂L/∂cols = W₂ᵀ · ΔY``, followed by ``col2im`` (the adjoint
 of im2col: it adds every column entry back onto the pixel it was copied from). The layers
 call :func:`conv_forward_blocks` / :func:`conv_backward_blocks`, which run these per block of
-images with the GEMMs through SciPy's BLAS (engine/kernels/strided_gemm.py).
+images with the GEMMs through engine/kernels/strided_gemm.py (NumPy's OpenBLAS where it bundles one).
 
 Inner loops index flat arrays with ``uint64`` offsets: Numba then emits no negative-index
 wrap-around and LLVM vectorises the copies (a signed computed offset measured 4–5× slower,

@@ -7,9 +7,9 @@ it). When NumPy's BLAS may use two or more threads (its budget:
 OPENBLAS_NUM_THREADS, threadpoolctl) and the batch has at least :data:`MIN_SPLIT` examples,
 a layer runs its first half on the calling thread and its second on one helper thread, and
 holds the BLAS it calls to one thread meanwhile (:func:`run_parts` holds NumPy's; the
-convolution and recurrent kernels call SciPy's from Numba and hold it with
-strided_gemm.ONE_BLAS_THREAD): two threads each asking BLAS for two would put four threads on
-two cores. With a budget of one thread (the studio leaves a core to the UI
+convolution and recurrent kernels hold the one they call from Numba, NumPy's too where it
+bundles OpenBLAS, with strided_gemm.ONE_BLAS_THREAD): two threads each asking BLAS for two
+would put four threads on two cores. With a budget of one thread (the studio leaves a core to the UI
 this way) the batch is one part and nothing changes.
 
 Why not leave the threads to BLAS: the convolutions' products are thin (6 or 16 rows), and the
@@ -26,29 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from engine.kernels.strided_gemm import _OneBlasThread
+from engine.kernels.strided_gemm import ONE_BLAS_THREAD, USES_NUMPY_BLAS, _OneBlasThread
 
 MIN_SPLIT = 16
 """The smallest batch that is split into two halves computed on two threads at once."""
 
 
-class _OneNumpyBlasThread(_OneBlasThread):
-    """``with ONE_NUMPY_BLAS_THREAD:`` — NumPy's own OpenBLAS (the one ``np.matmul`` calls) on
-    one thread; the last of several threads to leave restores its setting."""
-
-    def _find(self) -> list[Any]:
-        if self._libraries is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:  # pragma: no cover - a declared dependency; without it no split
-                self._libraries = []
-                return self._libraries
-            self._libraries = [lc for lc in ThreadpoolController().lib_controllers
-                               if lc.user_api == "blas" and "numpy.libs" in lc.filepath]
-        return self._libraries
-
-
-ONE_NUMPY_BLAS_THREAD = _OneNumpyBlasThread()
+ONE_NUMPY_BLAS_THREAD = ONE_BLAS_THREAD if USES_NUMPY_BLAS else _OneBlasThread(numpy=True)
+"""NumPy's own OpenBLAS (the one ``np.matmul`` calls) on one thread: the same holder as the
+kernels' when they call it too, so that nested holds from both sides count as one."""
 
 
 def halves(n: int, budget: int | None = None) -> list[tuple[int, int]]:
@@ -69,8 +55,8 @@ def _helper() -> ThreadPoolExecutor:
 
 def run_parts(tasks: Sequence[Callable[[], None]], hold_numpy_blas: bool = True) -> None:
     """Run one task per part: the first on this thread, the second on the helper thread at the
-    same time, NumPy's BLAS on one thread while both run (``hold_numpy_blas``; kernels that
-    call only SciPy's BLAS from Numba, the recurrent ones, have theirs held by the caller).
+    same time, NumPy's BLAS on one thread while both run (``hold_numpy_blas``; the convolution and
+    recurrent kernels, which call BLAS from Numba, have theirs held by the caller).
     One task runs as it is."""
     if len(tasks) > 1:
         with ONE_NUMPY_BLAS_THREAD if hold_numpy_blas else nullcontext():

@@ -150,15 +150,6 @@ W4's first convolution, 1 BLAS thread: 0.80 ms for its forward on the whole batc
 in blocks of 8 images, 612 KiB; blocks of 1.2 MiB and more were as slow as the whole batch)."""
 
 
-SPLIT_MIN_FILTERS = 16
-"""A convolution splits its batch into halves on two threads (:func:`halves`) only with at least
-this many filters: its GEMM does 2F flops per column value that im2col writes, and only the
-GEMM-bound layers gain from a second thread. Measured on W4 (2-vCPU Intel Xeon, 2 threads, in
-process): halves in every convolution and max pooling 4.65 ms a step, in none 4.1–4.2 ms, in
-the 16-filter convolution only 3.70 ms. The passes that only move data (im2col for 6 filters,
-the pools) ran no faster on two threads, and each handoff to the helper thread costs ~80 µs."""
-
-
 def _block_images(plan: Plan) -> int:
     """Images per block: as many as have float32 columns within :data:`COLUMN_BLOCK_BYTES`
     (float64 ones take twice that; the scratch is sized without knowing the model's dtype)."""
@@ -167,8 +158,11 @@ def _block_images(plan: Plan) -> int:
 
 def _parts(plan: Plan, n: int) -> list[tuple[int, int]]:
     """The parts [a, b) of a batch of ``n``: its halves (:func:`halves`, run on two threads at
-    once) when the layer has :data:`SPLIT_MIN_FILTERS` filters or more, else the whole batch."""
-    return halves(n) if plan.f >= SPLIT_MIN_FILTERS else [(0, n)]
+    once) when BLAS may use two threads, else the whole batch. Every convolution splits: on
+    W4 (2-vCPU AMD EPYC, 2 threads, in process) a step took 9.2 ms with only the 16-filter
+    convolution split and 7.0 ms with both (the 6-filter one's thin GEMM is the costlier
+    half of its pass); on an Intel Xeon the two were level within noise (3.98 and 3.66 ms)."""
+    return halves(n)
 
 
 def _part_scratch(plan: Plan, m: int) -> dict[str, tuple[int, ...]]:
@@ -203,8 +197,8 @@ def _conv_parts(rt, plan: Plan, n: int) -> list[Part]:
 def _conv_forward(rt, xs):
     """y = W₂·im2col(x) + b, laid out back into (N, F, Ho, Wo), in blocks of images whose
     columns stay in cache, one kernel call per part (engine/kernels/conv.py,
-    conv_forward_blocks); the halves of a large batch on two threads when the layer has
-    enough filters (:data:`SPLIT_MIN_FILTERS`, engine/layers/batch_halves.py)."""
+    conv_forward_blocks); the halves of a large batch on two threads (:func:`_parts`,
+    engine/layers/batch_halves.py)."""
     plan = plan_of(rt)
     x = _images(rt, xs[0], plan)
     n = len(x)
@@ -270,7 +264,8 @@ def _window_warnings(layer: str):
 def _max_pool_forward(rt, xs):
     """y = the maximum of each window; the position of each maximum is kept for backward.
     The whole batch on one thread: pooling only moves data, and its halves on two threads
-    made W4 slower (see :data:`SPLIT_MIN_FILTERS`)."""
+    made W4 slower (2-vCPU Intel Xeon: 4.65 ms a step with every convolution and pool split,
+    3.70 ms with one convolution only; each handoff to the helper thread costs ~80 µs)."""
     plan = plan_of(rt)
     x = _images(rt, xs[0], plan)
     n = len(x)

@@ -99,7 +99,7 @@ def _shape(kind: str) -> Callable[..., list[tuple[int, ...]]]:
 def chunks(n: int) -> list[tuple[int, int]]:
     """Rows [a, b) of a batch of ``n`` per chunk. A step's products are too small to share
     between threads, but the halves of a batch are independent sequences: two halves at once
-    on two threads when SciPy's BLAS (the one the kernels call) may use two threads, else one
+    on two threads when the BLAS the kernels call (strided_gemm) may use two threads, else one
     chunk (:func:`engine.layers.batch_halves.halves` with that budget)."""
     return halves(n, ONE_BLAS_THREAD.budget())
 
@@ -166,7 +166,7 @@ def _parts(s: dict[str, np.ndarray]) -> list[Part]:
 
 def _run(tasks: list[Callable[[], None]]) -> None:
     """Run the chunks' kernels, the second on the helper thread at the same time (the kernels
-    release the GIL; they call SciPy's BLAS, not NumPy's)."""
+    release the GIL; the caller holds the BLAS they call to one thread)."""
     run_parts(tasks, hold_numpy_blas=False)
 
 

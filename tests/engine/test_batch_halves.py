@@ -55,7 +55,6 @@ def _cnn() -> Graph:
 def _step(monkeypatch, budget: int, X: np.ndarray, T: np.ndarray):
     real = H.halves
     monkeypatch.setattr(conv_layer, "halves", lambda n, _budget=None: real(n, budget))
-    monkeypatch.setattr(conv_layer, "SPLIT_MIN_FILTERS", 2)  # _cnn's convolutions have 2 filters
     model = compile_graph(_cnn(), dtype="float64", seed=3)
     loss = model.loss_and_grads(X, T)
     return model, loss
@@ -103,16 +102,16 @@ def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch,
     _same_numbers_and_finite_differences(blocked, loss_blocked, whole, loss_whole, "c", X, T)
 
 
-def test_only_convolutions_with_enough_filters_split_their_batch(monkeypatch):
-    """A 6-filter convolution and max pooling keep the whole batch (they only move data, and
-    ran slower on two threads); a 16-filter convolution splits it when BLAS has two threads."""
+def test_convolutions_split_their_batch_and_pooling_does_not(monkeypatch):
+    """Convolutions, thin or not, split the batch when BLAS has two threads; max pooling keeps
+    the whole batch (it only moves data, and ran slower on two threads)."""
     real = H.halves
     monkeypatch.setattr(conv_layer, "halves", lambda n, _budget=None: real(n, 2))
     g = Graph.from_dict({"format": "backprop-studio.graph", "version": 1, "nodes": [
         {"id": "x", "type": "Input", "params": {"shape": [1, 12, 12]}},
         {"id": "c6", "type": "Conv2D", "params": {"filters": 6, "kernel_size": 3}},
         {"id": "p", "type": "MaxPool2D", "params": {}},
-        {"id": "c16", "type": "Conv2D", "params": {"filters": conv_layer.SPLIT_MIN_FILTERS, "kernel_size": 3}},
+        {"id": "c16", "type": "Conv2D", "params": {"filters": 16, "kernel_size": 3}},
         {"id": "f", "type": "Flatten", "params": {}}, {"id": "d", "type": "Dense", "params": {"units": 3}}],
         "edges": [{"from": a, "to": b} for a, b in (("x", "c6"), ("c6", "p"), ("p", "c16"), ("c16", "f"), ("f", "d"))],
         "training": {"loss": "cross_entropy"}})
@@ -120,6 +119,6 @@ def test_only_convolutions_with_enough_filters_split_their_batch(monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(32, 1, 12, 12)).astype(np.float32)
     model.loss_and_grads(X, np.eye(3, dtype=np.float32)[rng.integers(0, 3, 32)])
-    assert len(model.runtimes["c6"].cache["parts"]) == 1
-    assert len(model.runtimes["c16"].cache["parts"]) == 2
-    assert model.runtimes["c16"].cache["parts"][1][0] == 16  # the second half starts at image 16
+    for conv in ("c6", "c16"):
+        assert [(a, b) for a, b, _ in model.runtimes[conv].cache["parts"]] == [(0, 16), (16, 32)]
+    assert "parts" not in model.runtimes["p"].cache

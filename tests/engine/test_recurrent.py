@@ -354,10 +354,10 @@ def test_scratch_is_allocated_once_per_batch_size():
     assert {k: id(v) for k, v in model.runtimes["rnn"].scratch.items()} == first
 
 
-def test_one_blas_thread_lowers_scipys_blas_and_restores_it():
+def test_one_blas_thread_lowers_the_kernels_blas_and_restores_it():
     ONE_BLAS_THREAD._find()
     libraries = ONE_BLAS_THREAD._libraries
-    assert libraries, "SciPy's BLAS should be found"
+    assert libraries, "the BLAS the kernels call should be found"
     before = [lc.get_num_threads() for lc in libraries]
     with ONE_BLAS_THREAD:
         with ONE_BLAS_THREAD:
