@@ -38,12 +38,14 @@ def act_scalar(code: int, z: float, alpha: float) -> float:
         return math.tanh(z)
     if code == SCALED_TANH:  # LeCun: 1.7159·tanh(2z/3)
         return LECUN_A * math.tanh(LECUN_B * z)
+    # "0 if z <= 0 else z", not "z if z > 0 else 0": NaN passes through (as in PyTorch)
+    # instead of becoming 0, so a diverged value is not hidden from the non-finite checks
     if code == RELU:
-        return z if z > 0 else 0.0
+        return 0.0 if z <= 0 else z
     if code == LEAKY_RELU or code == PRELU:  # z if z>0 else αz
-        return z if z > 0 else alpha * z
+        return alpha * z if z <= 0 else z
     if code == ELU:  # z if z>0 else α(e^z − 1)
-        return z if z > 0 else alpha * math.expm1(z)
+        return alpha * math.expm1(z) if z <= 0 else z
     if code == SOFTPLUS:  # log(1+e^z) = max(z,0) + log1p(e^−|z|)
         return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
     if code == HARD_TANH:
@@ -91,7 +93,7 @@ def act_forward(code: int, z: np.ndarray, y: np.ndarray, alpha: float) -> None:
         zero = z.dtype.type(0)
         for i in range(z.size):
             v = z[i]
-            y[i] = v if v > zero else zero
+            y[i] = zero if v <= zero else v  # NaN stays NaN (see act_scalar)
         return
     for i in range(z.size):
         y[i] = act_scalar(code, z[i], alpha)

@@ -55,3 +55,14 @@ def test_elu_layer_backpropagates_tiny_gradients_in_float32(fused):
         dW, db = model.grads[lo:hi]
         assert db == pytest.approx(expected_db, rel=1e-5), z
         assert dW == pytest.approx(expected_db * z, rel=1e-5), z
+
+
+@pytest.mark.parametrize("name", sorted(CODES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_passes_through_every_activation(name, dtype):
+    """A diverged value stays NaN (as in PyTorch: relu(nan) = nan) so that the non-finite
+    checks see it; "z if z > 0 else 0" would turn it into 0 and hide it."""
+    z = np.array([np.nan, -1.5, 0.0, 2.0], dtype)
+    y = np.empty_like(z)
+    act_forward(CODES[name], z, y, 0.1)
+    assert np.isnan(y[0]) and np.all(np.isfinite(y[1:]))
