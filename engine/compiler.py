@@ -13,6 +13,7 @@ the fused whole-step path of :mod:`engine.fused` (same numbers, one kernel call 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -105,6 +106,14 @@ class Model:
         self.min_batch = max((rt.type.min_batch for rt in self.runtimes.values()), default=1)
         self.fused: FusedChain | None = None
         self._blas_threads = batch_halves.step_blas_threads(rt.type.category for rt in self.runtimes.values())
+        types = [rt.type for rt in self.runtimes.values()]
+        #: Whether a training step may run the halves of its batch through the whole graph on
+        #: two threads (:meth:`_halves_step`): every layer per-example, and a layer that
+        #: splits batches (a convolution), whose graphs this was measured on.
+        self.splits_steps = (all(t.per_example for t in types)
+                             and bool(batch_halves.SPLITTING.intersection(t.category for t in types)))
+        self._twin: Model | None = None
+        self._halved = False  # the last training step ran as two halves
         self.init_weights(seed)
         if fused:
             self.fused = FusedChain.build(self)
@@ -257,15 +266,16 @@ class Model:
         partial batch, evaluation chunks).
         """
         sets = self._scratch
-        if n in sets:
-            sets.move_to_end(n)
+        key = (n, batch_halves.inside_part())  # inside a half, layers keep the batch whole
+        if key in sets:
+            sets.move_to_end(key)
         else:
-            sets[n] = {nid: {name: np.zeros(shape, self.dtype) for name, shape in
-                             rt.type.scratch(rt.p, rt.in_shapes, n).items()}
-                       for nid, rt in self.runtimes.items() if rt.type.scratch is not None}
+            sets[key] = {nid: {name: np.zeros(shape, self.dtype) for name, shape in
+                               rt.type.scratch(rt.p, rt.in_shapes, n).items()}
+                         for nid, rt in self.runtimes.items() if rt.type.scratch is not None}
             while len(sets) > SCRATCH_SIZES:
                 sets.popitem(last=False)
-        for nid, arrays in sets[n].items():
+        for nid, arrays in sets[key].items():
             self.runtimes[nid].scratch = arrays
 
     def example_bytes(self) -> int:
@@ -336,12 +346,67 @@ class Model:
         if self.fused is not None:
             return self.fused.loss_and_grads(X, T)
         with self._blas_threads:
-            self.forward(X, training=True)
-            z = self.outputs[self.loss_from]
-            dz = np.empty_like(z)
-            loss = loss_and_grad(self.loss, z, T, dz)
-            self.backward(dz, self.loss_from)
+            parts = batch_halves.halves(len(X)) if self.splits_steps else [(0, len(X))]
+            self._halved = len(parts) > 1
+            if self._halved:
+                return self._halves_step(X, T, parts)
+            return self._step(X, T)
+
+    def _step(self, X: np.ndarray, T: np.ndarray) -> float:
+        """Forward, the loss (mean over the batch) and backward into ``self.grads``."""
+        self.forward(X, training=True)
+        z = self.outputs[self.loss_from]
+        dz = np.empty_like(z)
+        loss = loss_and_grad(self.loss, z, T, dz)
+        self.backward(dz, self.loss_from)
         return loss
+
+    def _halves_step(self, X: np.ndarray, T: np.ndarray, parts: list[tuple[int, int]]) -> float:
+        """:meth:`_step` on the two halves of the batch at once, the first on this model and
+        this thread, the second on a twin (same parameters, its own gradients, outputs and
+        scratch) on the helper thread; the loss and gradients are the halves' weighted means.
+
+        Why the whole graph and not layer by layer: each layer's split costs a handoff
+        (~80 µs) and leaves the passes between the splitting layers (activations, pooling, the
+        Dense head, the loss) on one core; two whole halves hand off once per step. The halves
+        are independent only when every layer is per-example (``LayerType.per_example``).
+        ``self.outputs`` then holds the first half's outputs (the activation statistics
+        describe it); :meth:`first_non_finite` also looks at the second's.
+        """
+        twin = self._twin or self._make_twin()
+        (a, h), (_, n) = parts
+        losses = [0.0, 0.0]
+
+        def half(k: int, model: Model, lo: int, hi: int) -> None:
+            losses[k] = model._step(X[lo:hi], T[lo:hi])
+
+        batch_halves.run_parts([lambda: half(0, self, a, h), lambda: half(1, twin, h, n)])
+        w0, w1 = (h - a) / (n - a), (n - h) / (n - a)
+        self.grads *= w0
+        twin.grads *= w1
+        self.grads += twin.grads
+        return w0 * losses[0] + w1 * losses[1]
+
+    def _make_twin(self) -> Model:
+        """A second runner of this graph for :meth:`_halves_step`: it reads this model's
+        parameters and state (the same arrays) and has its own gradients, runtimes and scratch."""
+        twin = copy.copy(self)
+        twin.grads = np.zeros_like(self.grads)
+        twin.outputs, twin._scratch, twin.fused, twin._twin = {}, OrderedDict(), None, None
+        twin.splits_steps = False
+        twin.runtimes = {}
+        for nid, rt in self.runtimes.items():
+            twin.runtimes[nid] = NodeRuntime(
+                rt.id, rt.type, rt.p, rt.in_shapes, rt.out_shape, rt.dtype, W=rt.W,
+                G={name: self._view_in(twin.grads, g) for name, g in rt.G.items()}, B=rt.B,
+                rng=rt.rng, need_input_grad=rt.need_input_grad, out_shapes=rt.out_shapes)
+        self._twin = twin
+        return twin
+
+    def _view_in(self, flat: np.ndarray, view: np.ndarray) -> np.ndarray:
+        """The view of ``flat`` at the place ``view`` has in ``self.grads``."""
+        start = (view.__array_interface__["data"][0] - self.grads.__array_interface__["data"][0]) // view.itemsize
+        return flat[start:start + view.size].reshape(view.shape)
 
     def _chunks(self, X: np.ndarray, batch_size: int | None) -> Iterator[np.ndarray]:
         step = batch_size or self.eval_chunk()
@@ -374,11 +439,13 @@ class Model:
 
     def first_non_finite(self) -> str | None:
         """The first node (in order) whose output or parameter gradient is not finite."""
+        halves = [self.outputs] + ([self._twin.outputs] if self._halved and self._twin else [])
         for nid in self.order:
             for port in self.ports[nid]:
-                out = self.outputs.get((nid, port))
-                if out is not None and not np.all(np.isfinite(out)):
-                    return nid
+                for outputs in halves:
+                    out = outputs.get((nid, port))
+                    if out is not None and not np.all(np.isfinite(out)):
+                        return nid
         for nid in self.param_nodes:
             a, b = self.slices[nid]
             if not np.all(np.isfinite(self.grads[a:b])) or not np.all(np.isfinite(self.params[a:b])):

@@ -273,6 +273,7 @@ def _activation_numpy(ctx, n):
 
 register(LayerType(
     name="Activation",
+    per_example=True,
     category="activation",
     help="Applies a non-linearity to every value. " + "; ".join(f"{k}: {v}" for k, v in FUNCTION_HELP.items()),
     params=(
@@ -331,6 +332,7 @@ def _softmax_numpy(ctx, n):
 
 register(LayerType(
     name="Softmax",
+    per_example=True,
     category="io",
     help="Turns scores into probabilities over the last axis: softmax(z)_i = e^{z_i} / Σ_j e^{z_j}. "
          "Before a cross-entropy loss it is fused with the loss for numerical stability.",

@@ -287,6 +287,11 @@ class LayerType:
     - ``absorbed_by(p)``: the losses that, when this layer is the graph's output, compute
       themselves on its input instead (Softmax into cross-entropy, sigmoid into BCE with
       logits): the numerically stable form, identical in the fused and general paths.
+    - ``per_example``: each example's outputs and gradients depend only on that example and
+      the weights, and training draws no random numbers and updates no state (not Dropout,
+      BatchNorm, or a recurrent layer, whose through-time norms sum over the batch). A
+      training step of a graph of such layers may run the two halves of its batch through
+      the whole graph at once on two threads (engine/compiler.py, ``Model._halves_step``).
     """
 
     name: str
@@ -312,6 +317,7 @@ class LayerType:
     arithmetic: Callable[[Params, list[Shape]], Any] | None = None
     fuse: Callable[[NodeRuntime], FusedOp | None] | None = None
     absorbed_by: Callable[[Params], tuple[str, ...]] = _absorbed_by_none
+    per_example: bool = False
 
     # -- ports ------------------------------------------------------------------------
     def output_ports(self, p: Params) -> tuple[str, ...]:

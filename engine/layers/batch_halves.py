@@ -21,6 +21,7 @@ were measured no faster on two threads, so they do not split (see conv.SPLIT_MIN
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -37,11 +38,21 @@ ONE_NUMPY_BLAS_THREAD = ONE_BLAS_THREAD if USES_NUMPY_BLAS else _OneBlasThread(n
 kernels' when they call it too, so that nested holds from both sides count as one."""
 
 
+_PART = threading.local()
+
+
+def inside_part() -> bool:
+    """Whether this thread is running one of the parts of :func:`run_parts` (a half of a
+    batch already has its thread: nothing inside it splits again)."""
+    return getattr(_PART, "active", False)
+
+
 def halves(n: int, budget: int | None = None) -> list[tuple[int, int]]:
     """Rows [a, b) of a batch of ``n`` per part: two halves when NumPy's BLAS may use two or
-    more threads (``budget``, default its current setting) and n ≥ :data:`MIN_SPLIT`, else one."""
+    more threads (``budget``, default its current setting), n ≥ :data:`MIN_SPLIT` and this
+    thread is not already running a part (:func:`inside_part`), else one."""
     budget = ONE_NUMPY_BLAS_THREAD.budget() if budget is None else budget
-    if budget < 2 or n < MIN_SPLIT:
+    if budget < 2 or n < MIN_SPLIT or inside_part():
         return [(0, n)]
     half = (n + 1) // 2
     return [(0, half), (half, n)]
@@ -57,16 +68,25 @@ def run_parts(tasks: Sequence[Callable[[], None]], hold_numpy_blas: bool = True)
     """Run one task per part: the first on this thread, the second on the helper thread at the
     same time, NumPy's BLAS on one thread while both run (``hold_numpy_blas``; the convolution and
     recurrent kernels, which call BLAS from Numba, have theirs held by the caller).
-    One task runs as it is."""
+    One task runs as it is. While the parts run, :func:`inside_part` is true on both threads."""
     if len(tasks) > 1:
         with ONE_NUMPY_BLAS_THREAD if hold_numpy_blas else nullcontext():
-            second = _helper().submit(tasks[1])
+            second = _helper().submit(_as_part, tasks[1])
             try:
-                tasks[0]()
+                _as_part(tasks[0])
             finally:
                 second.result()
     else:
         tasks[0]()
+
+
+def _as_part(task: Callable[[], None]) -> None:
+    before = inside_part()
+    _PART.active = True
+    try:
+        task()
+    finally:
+        _PART.active = before
 
 
 #: Layer categories whose layers split batches with :func:`run_parts`.

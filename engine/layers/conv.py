@@ -419,7 +419,7 @@ def _conv_type(rank: int) -> LayerType:
         f"position. W has shape (F, C, {'kh, kw' if rank == 2 else 'k'}) and b (F,), as in PyTorch and ONNX."
     )
     return LayerType(
-        name=name, category="conv", help=help_text, params=_conv_params(rank),
+        name=name, category="conv", per_example=True, help=help_text, params=_conv_params(rank),
         shape=_conv_shape(name), forward=_conv_forward, backward=_conv_backward,
         weights=_conv_weights, init=_conv_init, decay=("W",), scratch=_conv_scratch(name),
         key_params=("filters", "kernel_size", "stride", "padding"),
@@ -439,7 +439,7 @@ def _pool_type(kind: str, rank: int) -> LayerType:
     forward, backward = (_max_pool_forward, _max_pool_backward) if kind == "max" else \
         (_avg_pool_forward, _avg_pool_backward)
     return LayerType(
-        name=name, category="conv", help=help_text, params=_pool_params(rank),
+        name=name, category="conv", per_example=True, help=help_text, params=_pool_params(rank),
         shape=_pool_shape(name), forward=forward, backward=backward,
         key_params=("pool_size", "stride"), warnings=_window_warnings(name), arithmetic=_pool_arithmetic(name),
         exporters=export.pool_exporters(kind, rank),
@@ -450,7 +450,7 @@ def _global_type(rank: int) -> LayerType:
     name = f"GlobalAvgPool{rank}D"
     shape = "(C, H, W) → (C,)" if rank == 2 else "(C, L) → (C,)"
     return LayerType(
-        name=name, category="conv",
+        name=name, category="conv", per_example=True,
         help=f"Averages every channel over all its positions, {shape}: one number per feature map, ready for a "
              f"Dense classifier without a Flatten, whatever the input size (Lin et al. 2014; ResNet's head).",
         shape=_global_shape(rank, name), forward=_global_forward, backward=_global_backward,

@@ -94,6 +94,7 @@ def _dense_numpy(ctx, n):
 
 register(LayerType(
     name="Dense",
+    per_example=True,
     category="dense",
     help="Fully connected layer y = xW + b: every output unit sees every input. "
          "Applied to the last axis of (features,) or (time, features) inputs.",

@@ -20,6 +20,7 @@ def _input_torch(ctx, n):
 
 register(LayerType(
     name="Input",
+    per_example=True,
     category="io",
     help="Feeds a batch of the dataset's features into the network. Its shape (without the "
          "batch axis) must match the data: (features,), (channels, height, width) or (time, features).",

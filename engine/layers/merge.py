@@ -71,6 +71,7 @@ def _add_code(ctx, n):
 
 register(LayerType(
     name="Add",
+    per_example=True,
     category="merge",
     help="Adds its inputs element by element (all must have the same shape). Used for residual "
          "(skip) connections y = x + f(x): the gradient flows unchanged along the skip path, so "
@@ -151,6 +152,7 @@ def _concat_numpy(ctx, n):
 
 register(LayerType(
     name="Concat",
+    per_example=True,
     category="merge",
     help="Joins its inputs side by side along one axis (features by default), e.g. (32,) and "
          "(16,) give (48,). All other axes must match. Use it to combine branches that look at "
@@ -221,6 +223,7 @@ def _split_numpy(ctx, n):
 
 register(LayerType(
     name="Split",
+    per_example=True,
     category="merge",
     help="Cuts its input into equal consecutive parts along one axis (features by default), "
          "one output port per part, e.g. (48,) into (24,) and (24,): the inverse of Concat. "

@@ -32,6 +32,7 @@ def _reshape_onnx(ctx, n):  # 0 keeps the batch size
 
 register(LayerType(
     name="Flatten",
+    per_example=True,
     category="reshape",
     help="Lays out every value of one example in a single row: (C, H, W) becomes (C·H·W,). "
          "Put it between image or sequence layers and a Dense layer, which needs flat features.",
@@ -82,6 +83,7 @@ def _reshape_shape(p, in_shapes):
 
 register(LayerType(
     name="Reshape",
+    per_example=True,
     category="reshape",
     help="Rearranges the values of one example into a new shape with the same number of "
          "values, e.g. (196,) into (4, 7, 7) to feed a convolution. One size may be -1: it "

@@ -41,10 +41,13 @@ def test_the_halves_run_at_once_on_two_threads_with_numpy_blas_on_one():
     assert H.ONE_NUMPY_BLAS_THREAD.budget() == before
 
 
-def _cnn() -> Graph:
+def _cnn(extra: tuple[str, dict] | None = None) -> Graph:
+    """A small CNN chain; ``extra`` (type, params) is a node inserted after the first convolution."""
     nodes = [("x", "Input", {"shape": [2, 6, 6]}), ("c", "Conv2D", {"filters": 2, "kernel_size": 3, "padding": 1}),
              ("r", "Activation", {}), ("p", "MaxPool2D", {}), ("c2", "Conv2D", {"filters": 2, "kernel_size": 2}),
              ("f", "Flatten", {}), ("d", "Dense", {"units": 3})]
+    if extra is not None:
+        nodes.insert(2, ("extra", *extra))
     ids = [n[0] for n in nodes]
     return Graph.from_dict({"format": "backprop-studio.graph", "version": 1,
                             "nodes": [{"id": i, "type": t, "params": p} for i, t, p in nodes],
@@ -53,9 +56,11 @@ def _cnn() -> Graph:
 
 
 def _step(monkeypatch, budget: int, X: np.ndarray, T: np.ndarray):
+    """One step with the convolutions' own halves (the whole-step halves off)."""
     real = H.halves
     monkeypatch.setattr(conv_layer, "halves", lambda n, _budget=None: real(n, budget))
     model = compile_graph(_cnn(), dtype="float64", seed=3)
+    model.splits_steps = False
     loss = model.loss_and_grads(X, T)
     return model, loss
 
@@ -122,3 +127,86 @@ def test_convolutions_split_their_batch_and_pooling_does_not(monkeypatch):
     for conv in ("c6", "c16"):
         assert [(a, b) for a, b, _ in model.runtimes[conv].cache["parts"]] == [(0, 16), (16, 32)]
     assert "parts" not in model.runtimes["p"].cache
+
+
+# ---- the whole step in two halves (Model._halves_step) ------------------------------------------
+def _whole_and_halved(monkeypatch, graph: Graph, X, T, steps: int = 1):
+    """The same training steps with one thread's budget everywhere and with the model's
+    whole-step halves (the layers inside them keep their half whole): both trainers."""
+    from engine.training import TrainConfig, Trainer
+
+    real = H.halves
+    out = []
+    for budget in (1, 2):
+        monkeypatch.setattr(H, "halves", lambda n, _budget=None, b=budget: real(n, b))
+        monkeypatch.setattr(conv_layer, "halves", lambda n, _budget=None, b=budget: real(n, b))
+        model = compile_graph(graph, dtype="float64", seed=3)
+        trainer = Trainer(model, X, T.argmax(1), TrainConfig.from_training(graph.training),
+                          task="classification", n_classes=T.shape[1])
+        losses = [trainer.train_step(trainer.X, trainer.T, 0.05) for _ in range(steps)]
+        out.append((model, trainer, losses))
+    return out
+
+
+def test_a_halved_step_gives_the_numbers_of_the_whole_batch_and_finite_differences(monkeypatch):
+    rng = np.random.default_rng(2)
+    n = H.MIN_SPLIT + 1
+    X, T = rng.normal(size=(n, 2, 6, 6)), np.eye(3)[rng.integers(0, 3, n)]
+    (whole, _, losses_whole), (halved, _, losses_halved) = _whole_and_halved(monkeypatch, _cnn(), X, T, steps=3)
+    assert halved.splits_steps and halved._halved and not whole._halved
+    twin = halved._twin
+    # the twin reads the model's parameters (updated by the optimizer) and keeps its own gradients
+    assert np.shares_memory(twin.runtimes["c"].W["W"], halved.params)
+    assert not np.shares_memory(twin.runtimes["c"].G["W"], halved.grads)
+    # inside a half nothing splits again; the model's outputs are its first half's
+    for model in (halved, twin):
+        assert len(model.runtimes["c"].cache["parts"]) == 1
+    assert halved.output_of("p").shape[0] == 9 and twin.output_of("p").shape[0] == n - 9
+    np.testing.assert_allclose(losses_halved, losses_whole, rtol=1e-12)
+    np.testing.assert_allclose(halved.params, whole.params, rtol=1e-10, atol=1e-13)
+    loss_whole, loss_halved = whole.loss_and_grads(X, T), halved.loss_and_grads(X, T)
+    assert loss_halved == pytest.approx(loss_whole, rel=1e-12)
+    np.testing.assert_allclose(halved.grads, whole.grads, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(halved.grads.copy(),
+                               finite_difference(lambda: halved.loss_and_grads(X, T), halved.params),
+                               rtol=1e-5, atol=1e-8)
+
+
+def test_unequal_halves_are_weighted_by_their_sizes(monkeypatch):
+    """17 examples split 9 + 8: the loss and gradients are the batch means, not the mean of the
+    halves' means (which would weigh the second half's examples more)."""
+    rng = np.random.default_rng(4)
+    X, T = rng.normal(size=(17, 2, 6, 6)), np.eye(3)[rng.integers(0, 3, 17)]
+    T[9:] = np.eye(3)[0]  # the halves differ a lot
+    (whole, _, lw), (halved, _, lh) = _whole_and_halved(monkeypatch, _cnn(), X, T)
+    assert lh == pytest.approx(lw, rel=1e-12)
+
+
+def test_a_non_finite_example_in_the_second_half_is_located(monkeypatch):
+    rng = np.random.default_rng(5)
+    X, T = rng.normal(size=(20, 2, 6, 6)), np.eye(3)[rng.integers(0, 3, 20)]
+    X[-1] = np.inf
+    real = H.halves
+    monkeypatch.setattr(H, "halves", lambda n, _budget=None: real(n, 2))
+    model = compile_graph(_cnn(), dtype="float64", seed=3)
+    assert not np.isfinite(model.loss_and_grads(X, T)) and model._halved
+    assert np.all(np.isfinite(model.output_of("c")))  # the first half is clean
+    assert model.first_non_finite() == "x"  # the data itself, in the second half
+
+
+@pytest.mark.parametrize("kind,params,halves", [
+    (None, {}, True), ("Dropout", {"rate": 0.5}, False), ("BatchNorm", {}, False), ("Activation", {}, True)])
+def test_only_graphs_of_per_example_layers_halve_the_whole_step(kind, params, halves):
+    """Dropout draws random numbers and BatchNorm couples the examples of a batch: their graphs
+    keep the layer-level halves. A recurrent network (no convolution) and an MLP never halve."""
+    graph = _cnn() if kind is None else _cnn((kind, params))
+    assert compile_graph(graph).splits_steps is halves
+    mlp = Graph.from_dict({"format": "backprop-studio.graph", "version": 1, "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [4]}}, {"id": "d", "type": "Dense", "params": {"units": 3}}],
+        "edges": [{"from": "x", "to": "d"}], "training": {"loss": "cross_entropy"}})
+    assert not compile_graph(mlp, fused=False).splits_steps
+    lstm = Graph.from_dict({"format": "backprop-studio.graph", "version": 1, "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [5, 3]}}, {"id": "r", "type": "LSTM", "params": {"units": 4}},
+        {"id": "d", "type": "Dense", "params": {"units": 1}}],
+        "edges": [{"from": "x", "to": "r"}, {"from": "r", "to": "d"}], "training": {"loss": "mse"}})
+    assert not compile_graph(lstm).splits_steps
