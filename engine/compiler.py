@@ -398,15 +398,20 @@ class Model:
         for nid, rt in self.runtimes.items():
             twin.runtimes[nid] = NodeRuntime(
                 rt.id, rt.type, rt.p, rt.in_shapes, rt.out_shape, rt.dtype, W=rt.W,
-                G={name: self._view_in(twin.grads, g) for name, g in rt.G.items()}, B=rt.B,
+                G=self._gradient_views(nid, twin.grads), B=rt.B,
                 rng=rt.rng, need_input_grad=rt.need_input_grad, out_shapes=rt.out_shapes)
         self._twin = twin
         return twin
 
-    def _view_in(self, flat: np.ndarray, view: np.ndarray) -> np.ndarray:
-        """The view of ``flat`` at the place ``view`` has in ``self.grads``."""
-        start = (view.__array_interface__["data"][0] - self.grads.__array_interface__["data"][0]) // view.itemsize
-        return flat[start:start + view.size].reshape(view.shape)
+    def _gradient_views(self, nid: str, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Node ``nid``'s gradient tensors as views of ``flat``, laid out as in ``self.grads``
+        (a node's tensors are consecutive from its slice's start, in ``rt.G``'s order)."""
+        offset = self.slices[nid][0] if nid in self.slices else 0
+        views = {}
+        for name, g in self.runtimes[nid].G.items():
+            views[name] = flat[offset:offset + g.size].reshape(g.shape)
+            offset += g.size
+        return views
 
     def _chunks(self, X: np.ndarray, batch_size: int | None) -> Iterator[np.ndarray]:
         step = batch_size or self.eval_chunk()

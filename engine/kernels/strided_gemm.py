@@ -34,10 +34,10 @@ from engine.kernels.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_address
 _SYMBOLS = {np.dtype(np.float32): "backprop_cblas_sgemm", np.dtype(np.float64): "backprop_cblas_dgemm"}
 
 
-def _signature(real: types.Float) -> types.Type:
+def _signature(real: types.Float, p: types.Type = types.voidptr) -> types.Type:
     """``cblas_?gemm`` with 64-bit integers (OpenBLAS's ``…64_`` interface): order, transa,
-    transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc."""
-    i32, i64, p = types.int32, types.int64, types.voidptr
+    transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc; matrices as ``p`` pointers."""
+    i32, i64 = types.int32, types.int64
     return types.void(i32, i32, i32, i64, i64, i64, real, p, i64, p, i64, real, p, i64)
 
 
@@ -54,9 +54,8 @@ def _numba_blas_fallback(dtype: np.dtype) -> int:
     real = types.float32 if dtype == np.float32 else types.float64
     xxgemm = _BLAS().numba_xxgemm(real)
     kind, t_char, n_char = np.int8(ord("s" if dtype == np.float32 else "d")), np.int8(ord("t")), np.int8(ord("n"))
-    i32, i64, p = types.int32, types.int64, types.CPointer(real)
 
-    @cfunc(types.void(i32, i32, i32, i64, i64, i64, real, p, i64, p, i64, real, p, i64), nogil=True)
+    @cfunc(_signature(real, types.CPointer(real)), nogil=True)
     def row_major_gemm(order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         scalars = np.empty(2, dtype)
         scalars[0], scalars[1] = alpha, beta
