@@ -89,8 +89,8 @@ def test_a_split_batch_gives_the_numbers_of_the_whole_batch_and_finite_differenc
 
 @pytest.mark.parametrize("budget", [1, 2])
 def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch, budget):
-    """Columns in blocks that fit the cache (conv.COLUMN_BLOCK_BYTES), here squeezed to one to
-    three images a block (c's float32 columns are 18·36·4 bytes an image), with and without
+    """Columns in blocks that fit the cache (conv.COLUMN_BLOCK_BYTES), here squeezed to two
+    images a block (c's float32 columns are 18·36·4 bytes an image), with and without
     the halves: same forward, same ∂L/∂W and ∂L/∂b summed over the blocks, and finite
     differences."""
     rng = np.random.default_rng(1)
@@ -102,8 +102,9 @@ def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch,
     assert conv_layer._block_images(conv_layer.plan_of(blocked.runtimes["c"])) == 2
     parts = [(a, b) for a, b, _ in blocked.runtimes["c"].cache["parts"]]
     assert parts == ([(0, n)] if budget == 1 else [(0, 10), (10, n)])
-    assert blocked.runtimes["c"].scratch["0:cols"].shape[0] == (10 if budget == 1 else 5)  # blocks in part 0
-    assert whole.runtimes["c"].scratch["0:cols"].shape[0] == 1
+    # one block's columns (2 images), rebuilt for each block in backward; unblocked: the part's
+    assert blocked.runtimes["c"].scratch["0:cols"].size == 18 * 36 * 2
+    assert whole.runtimes["c"].scratch["0:cols"].size == 18 * 36 * (n if budget == 1 else 10)
     _same_numbers_and_finite_differences(blocked, loss_blocked, whole, loss_whole, "c", X, T)
 
 

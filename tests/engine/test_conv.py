@@ -83,6 +83,33 @@ def test_the_strips_path_gives_im2cols_columns_and_col2ims_gradient(geometry, dt
     np.testing.assert_allclose(dx_strips, dx_direct, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k, f, q", [(25, 6, 4704), (150, 16, 800), (7, 5, 33), (3, 2, 1), (4, 3, 9)])
+def test_the_weight_gradient_dot_products_match_numpy_and_accumulate(k, f, q, dtype):
+    """4×3 tiles plus the rows and columns left over, with and without accumulation."""
+    rng = np.random.default_rng(k * f + q)
+    cols, delta = rng.normal(size=(k, q)).astype(dtype), rng.normal(size=(f, q)).astype(dtype)
+    expected = cols.astype(np.float64) @ delta.astype(np.float64).T
+    out = np.full((k, f), 7.0, dtype)
+    K.weight_gradient(cols, delta, False, out)
+    tol = dict(rtol=1e-4, atol=1e-4 * math.sqrt(q)) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12 * q)
+    np.testing.assert_allclose(out, expected, **tol)
+    K.weight_gradient(cols, delta, True, out)
+    np.testing.assert_allclose(out, 2 * expected, **tol)
+
+
+def test_the_weight_gradient_keeps_nan_and_infinity_where_they_belong():
+    """Reassociation is the only fast-math licence: a NaN or an infinity in one row of the
+    columns reaches exactly that row of ∂L/∂Wᵀ."""
+    cols, delta = np.ones((9, 40)), np.ones((7, 40))
+    cols[5, 17], cols[2, 3] = np.nan, np.inf
+    out = np.zeros((9, 7))
+    K.weight_gradient(cols, delta, False, out)
+    assert np.isnan(out[5]).all() and np.isposinf(out[2]).all()
+    others = np.delete(out, [2, 5], axis=0)
+    assert (others == 40).all()
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("window", [(2, 2, 2, 2, (0, 0, 0, 0)), (3, 3, 2, 2, (1, 1, 1, 1)), (3, 2, 1, 2, (1, 1, 1, 1))],
                          ids=str)
@@ -298,7 +325,7 @@ def test_a_training_step_allocates_no_new_columns():
     model.loss_and_grads(X[::-1].copy(), T)
     c2 = model.runtimes["c2"]
     assert c2.scratch["0:cols"] is first and c2.cache["parts"][0][2]["cols"] is first
-    assert first.shape == (1, 6 * 5 * 5 * 8 * 10 * 10) and first.dtype == np.float32
+    assert first.shape == (6 * 5 * 5 * 8 * 10 * 10,) and first.dtype == np.float32  # one block: 8 images
 
 
 def test_one_sgd_momentum_step_of_a_small_cnn_equals_pytorch():
