@@ -223,8 +223,8 @@ def rows_to_nchw(yt: np.ndarray, bias: np.ndarray, y: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True)
 def nchw_to_rows(dy: np.ndarray, dyt: np.ndarray) -> None:
-    """dyt[f, n·P + p] = dy[n, f, p]: ∂L/∂y laid out for the weight-gradient GEMM. dy: (N, F, P).
-    (∂L/∂b = Σ over each row of dyt is left to NumPy's pairwise sum: a running float64 total
+    """dyt[f, n·P + p] = dy[n, f, p]: ∂L/∂y laid out for the weight-gradient products.
+    dy: (N, F, P). (∂L/∂b is a pass of its own, :func:`bias_gradient`: a running float64 total
     in this loop made the copy 4× slower.)"""
     n_, f_, p_ = dy.shape
     df, tf = dy.reshape(-1), dyt.reshape(-1)
@@ -248,6 +248,20 @@ def _dot(a: np.ndarray, b: np.ndarray, zero: float) -> float:
     for p in range(a.size):
         s += a[p] * b[p]
     return s
+
+
+@njit(cache=True, nogil=True, fastmath=REASSOCIATE)
+def bias_gradient(delta: np.ndarray, accumulate: bool, db: np.ndarray) -> None:
+    """db[f] (+)= Σ_p delta[f, p]: ∂L/∂b from a block's ∂L/∂y rows (F, q). In the backward
+    kernel rather than NumPy's ``sum(axis=(0, 2))`` over (N, F, P), which took 72 + 52 µs of
+    W4's step (its two convolutions, one core) for what is one vectorised pass here."""
+    zero = np.zeros(1, db.dtype)[0]
+    for f in range(delta.shape[0]):
+        row = delta[f]
+        s = zero
+        for p in range(row.size):
+            s += row[p]
+        db[f] = s + (db[f] if accumulate else zero)
 
 
 @njit(cache=True, nogil=True, fastmath=REASSOCIATE)
@@ -353,12 +367,12 @@ def conv_forward_blocks(x, w2, bias, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per
 
 @njit(cache=True, nogil=True)
 def conv_backward_blocks(dy, w2, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per, cols, rows, strip, dwt,
-                         need_dx, dx, x):
+                         has_bias, db, need_dx, dx, x):
     """The backward of :func:`conv_forward_blocks`, block by block: the block's columns again
     from the images x (unless the part is one block, whose columns forward left in ``cols``),
-    ∂L/∂Wᵀ = Σ cols·ΔYᵀ into dwt (C·kh·kw, F) (:func:`weight_gradient`), and with ``need_dx``
-    ∂L/∂x = col2im(W₂ᵀ·ΔY) into dx (N, C, H, W), which overwrites the block's columns.
-    dy: (N, F, Ho·Wo). (∂L/∂b is left to NumPy's pairwise sum.)"""
+    ∂L/∂Wᵀ = Σ cols·ΔYᵀ into dwt (C·kh·kw, F) (:func:`weight_gradient`), with ``has_bias``
+    ∂L/∂b = Σ ΔY into db (F,), and with ``need_dx`` ∂L/∂x = col2im(W₂ᵀ·ΔY) into dx
+    (N, C, H, W), which overwrites the block's columns. dy: (N, F, Ho·Wo)."""
     n_ = dy.shape[0]
     f_, window = w2.shape
     wf = w2.reshape(-1)
@@ -368,6 +382,8 @@ def conv_backward_blocks(dy, w2, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per, co
             _block_columns(x[a:b], kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, block)
         nchw_to_rows(dy[a:b], delta)
         weight_gradient(block, delta, k > 0, dwt)
+        if has_bias:
+            bias_gradient(delta, k > 0, db)
         if need_dx:
             gemm(True, False, window, q, f_, wf, window, delta.reshape(-1), q, False, block.reshape(-1), q)
             _block_image_gradient(block, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, dx[a:b])

@@ -234,14 +234,10 @@ def _conv_backward(rt, dy):
     per = _block_images(plan)
     x = rt.cache["x"]
 
-    def part(a: int, b: int, s: dict[str, np.ndarray]) -> None:
-        if has_bias:
-            np.sum(delta[a:b], axis=(0, 2), out=s["db"])
-        conv_backward_blocks(delta[a:b], w2, *plan.conv_args, per, s["cols"], s["rows"], s["strip"], s["dWt"],
-                             need_dx, dx[a:b], x[a:b])
-
     with ONE_BLAS_THREAD:
-        run_parts([functools.partial(part, *p) for p in parts], hold_numpy_blas=False)
+        run_parts([functools.partial(conv_backward_blocks, delta[a:b], w2, *plan.conv_args, per, s["cols"], s["rows"],
+                                     s["strip"], s["dWt"], has_bias, s["db"], need_dx, dx[a:b], x[a:b])
+                   for a, b, s in parts], hold_numpy_blas=False)
     rt.G["W"].reshape(plan.f, plan.window)[...] = sum(s["dWt"] for _, _, s in parts).T
     if has_bias:
         rt.G["b"][...] = sum(s["db"] for _, _, s in parts)

@@ -85,7 +85,7 @@ def test_the_strips_path_gives_im2cols_columns_and_col2ims_gradient(geometry, dt
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k, f, q", [(25, 6, 4704), (150, 16, 800), (7, 5, 33), (3, 2, 1), (4, 3, 9)])
-def test_the_weight_gradient_dot_products_match_numpy_and_accumulate(k, f, q, dtype):
+def test_the_weight_and_bias_gradient_sums_match_numpy_and_accumulate(k, f, q, dtype):
     """4×3 tiles plus the rows and columns left over, with and without accumulation."""
     rng = np.random.default_rng(k * f + q)
     cols, delta = rng.normal(size=(k, q)).astype(dtype), rng.normal(size=(f, q)).astype(dtype)
@@ -96,6 +96,11 @@ def test_the_weight_gradient_dot_products_match_numpy_and_accumulate(k, f, q, dt
     np.testing.assert_allclose(out, expected, **tol)
     K.weight_gradient(cols, delta, True, out)
     np.testing.assert_allclose(out, 2 * expected, **tol)
+    db = np.full(f, 3.0, dtype)
+    K.bias_gradient(delta, False, db)
+    np.testing.assert_allclose(db, delta.astype(np.float64).sum(axis=1), **tol)
+    K.bias_gradient(delta, True, db)
+    np.testing.assert_allclose(db, 2 * delta.astype(np.float64).sum(axis=1), **tol)
 
 
 def test_the_weight_gradient_keeps_nan_and_infinity_where_they_belong():
