@@ -306,6 +306,68 @@ def weight_gradient(cols: np.ndarray, delta: np.ndarray, accumulate: bool, dwt: 
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _strip_row(k, n, n_, kh, kw, dh, hs, wo):
+    """Where column row k = (c·kh + i)·kw + j of image n starts in the flat strips: its Ho·Wo
+    values are strip[c, j, n, i·dh : i·dh + Ho, :], one contiguous run (:func:`im2col_strips`)."""
+    c, i, j = k // (kh * kw), (k // kw) % kh, k % kw
+    return ((c * kw + j) * n_ + n) * hs * wo + i * dh * wo
+
+
+@njit(cache=True, nogil=True, fastmath=REASSOCIATE)
+def weight_gradient_from_strips(sf, n_, kh, kw, dh, ho, wo, delta, accumulate, dwt):
+    """:func:`weight_gradient` reading each column row where it lies in the strips ``sf``
+    (flat, :func:`strip_shape` for n_ images) instead of from an im2col copy: image by image,
+    a run of Ho·Wo values. Worth it where the runs are long: LeNet's first convolution
+    (runs of 784) 43 → 30 µs a block of 6 images with the strips filled; on its second (runs of
+    100) the short loops made it 81 → 124 µs, so that one keeps the copy (engine/layers/conv.py,
+    STRIP_RUN)."""
+    k_, f_ = dwt.shape
+    run = ho * wo
+    hs = ho + dh * (kh - 1)
+    df = delta.reshape(-1)
+    q = n_ * run
+    zero = np.zeros(1, dwt.dtype)[0]
+    k4, f3 = k_ - k_ % 4, f_ - f_ % 3
+    for k in range(0, k4, 4):
+        for f in range(0, f3, 3):
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
+            for n in range(n_):
+                o0, o1 = _strip_row(k, n, n_, kh, kw, dh, hs, wo), _strip_row(k + 1, n, n_, kh, kw, dh, hs, wo)
+                o2, o3 = _strip_row(k + 2, n, n_, kh, kw, dh, hs, wo), _strip_row(k + 3, n, n_, kh, kw, dh, hs, wo)
+                d0 = f * q + n * run
+                d1, d2 = d0 + q, d0 + 2 * q
+                for p in range(run):
+                    a0, a1, a2, a3 = sf[uint64(o0 + p)], sf[uint64(o1 + p)], sf[uint64(o2 + p)], sf[uint64(o3 + p)]
+                    b0, b1, b2 = df[uint64(d0 + p)], df[uint64(d1 + p)], df[uint64(d2 + p)]
+                    s00 += a0 * b0
+                    s01 += a0 * b1
+                    s02 += a0 * b2
+                    s10 += a1 * b0
+                    s11 += a1 * b1
+                    s12 += a1 * b2
+                    s20 += a2 * b0
+                    s21 += a2 * b1
+                    s22 += a2 * b2
+                    s30 += a3 * b0
+                    s31 += a3 * b1
+                    s32 += a3 * b2
+            tile = ((s00, s01, s02), (s10, s11, s12), (s20, s21, s22), (s30, s31, s32))
+            for i in range(4):
+                for j in range(3):
+                    dwt[k + i, f + j] = tile[i][j] + (dwt[k + i, f + j] if accumulate else zero)
+    for k in range(k_):
+        for f in range(f_):
+            if k < k4 and f < f3:
+                continue
+            s = zero
+            for n in range(n_):
+                o, d = _strip_row(k, n, n_, kh, kw, dh, hs, wo), f * q + n * run
+                for p in range(run):
+                    s += sf[uint64(o + p)] * df[uint64(d + p)]
+            dwt[k, f] = s + (dwt[k, f] if accumulate else zero)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _strips_of(strip, c, kw, n, kh, dh, ho, wo):
     """The start of the flat ``strip`` as the strips (:func:`strip_shape`) of n images."""
     hs = ho + dh * (kh - 1)
@@ -367,21 +429,28 @@ def conv_forward_blocks(x, w2, bias, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per
 
 @njit(cache=True, nogil=True)
 def conv_backward_blocks(dy, w2, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, per, cols, rows, strip, dwt,
-                         has_bias, db, need_dx, dx, x):
+                         has_bias, db, need_dx, dx, x, from_strips):
     """The backward of :func:`conv_forward_blocks`, block by block: the block's columns again
-    from the images x (unless the part is one block, whose columns forward left in ``cols``),
-    ∂L/∂Wᵀ = Σ cols·ΔYᵀ into dwt (C·kh·kw, F) (:func:`weight_gradient`), with ``has_bias``
-    ∂L/∂b = Σ ΔY into db (F,), and with ``need_dx`` ∂L/∂x = col2im(W₂ᵀ·ΔY) into dx
-    (N, C, H, W), which overwrites the block's columns. dy: (N, F, Ho·Wo)."""
+    from the images x (unless the part is one block, whose columns forward left in ``cols``;
+    with ``from_strips``, for a vertical stride of 1, only the strips, which
+    :func:`weight_gradient_from_strips` reads in place), ∂L/∂Wᵀ = Σ cols·ΔYᵀ into dwt
+    (C·kh·kw, F) (:func:`weight_gradient`), with ``has_bias`` ∂L/∂b = Σ ΔY into db (F,), and
+    with ``need_dx`` ∂L/∂x = col2im(W₂ᵀ·ΔY) into dx (N, C, H, W), which overwrites the
+    block's columns. dy: (N, F, Ho·Wo)."""
     n_ = dy.shape[0]
     f_, window = w2.shape
     wf = w2.reshape(-1)
     for k in range((n_ + per - 1) // per):
         a, b, q, block, delta = _block(k, per, n_, ho * wo, window, f_, cols, rows)
-        if n_ > per:  # else the only block's columns are still there from forward
-            _block_columns(x[a:b], kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, block)
         nchw_to_rows(dy[a:b], delta)
-        weight_gradient(block, delta, k > 0, dwt)
+        if from_strips:
+            st = _strips_of(strip, x.shape[1], kw, b - a, kh, dh, ho, wo)
+            _fill_strips(x[a:b], kw, sw, dw, pt, pl, wo, st)
+            weight_gradient_from_strips(st.reshape(-1), b - a, kh, kw, dh, ho, wo, delta, k > 0, dwt)
+        else:
+            if n_ > per:  # else the only block's columns are still there from forward
+                _block_columns(x[a:b], kh, kw, sh, sw, dh, dw, pt, pl, ho, wo, strip, block)
+            weight_gradient(block, delta, k > 0, dwt)
         if has_bias:
             bias_gradient(delta, k > 0, db)
         if need_dx:

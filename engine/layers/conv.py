@@ -150,6 +150,12 @@ W4's first convolution, 1 BLAS thread: 0.80 ms for its forward on the whole batc
 in blocks of 8 images, 612 KiB; blocks of 1.2 MiB and more were as slow as the whole batch)."""
 
 
+STRIP_RUN = 256
+"""Output positions Ho·Wo from which a convolution with a vertical stride of 1 computes ∂L/∂W
+from the strips in place rather than from a copy of its columns (measured on W4: runs of 784
+gain 30 %, runs of 100 lose 50 %; engine/kernels/conv.py, weight_gradient_from_strips)."""
+
+
 def _block_images(plan: Plan) -> int:
     """Images per block: as many as have float32 columns within :data:`COLUMN_BLOCK_BYTES`
     (float64 ones take twice that; the scratch is sized without knowing the model's dtype)."""
@@ -233,10 +239,11 @@ def _conv_backward(rt, dy):
     dx = np.empty((n, plan.c, plan.h, plan.w) if need_dx else (n, 0, 0, 0), rt.dtype)
     per = _block_images(plan)
     x = rt.cache["x"]
+    from_strips = plan.sh == 1 and plan.positions >= STRIP_RUN
 
     with ONE_BLAS_THREAD:
         run_parts([functools.partial(conv_backward_blocks, delta[a:b], w2, *plan.conv_args, per, s["cols"], s["rows"],
-                                     s["strip"], s["dWt"], has_bias, s["db"], need_dx, dx[a:b], x[a:b])
+                                     s["strip"], s["dWt"], has_bias, s["db"], need_dx, dx[a:b], x[a:b], from_strips)
                    for a, b, s in parts], hold_numpy_blas=False)
     rt.G["W"].reshape(plan.f, plan.window)[...] = sum(s["dWt"] for _, _, s in parts).T
     if has_bias:

@@ -87,12 +87,14 @@ def test_a_split_batch_gives_the_numbers_of_the_whole_batch_and_finite_differenc
     _same_numbers_and_finite_differences(split, loss_split, whole, loss_whole, "p", X, T)
 
 
+@pytest.mark.parametrize("strip_run", [0, 10**9], ids=["dW-from-strips", "dW-from-columns"])
 @pytest.mark.parametrize("budget", [1, 2])
-def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch, budget):
+def test_blocks_of_a_few_images_give_the_numbers_of_the_whole_batch(monkeypatch, budget, strip_run):
     """Columns in blocks that fit the cache (conv.COLUMN_BLOCK_BYTES), here squeezed to two
     images a block (c's float32 columns are 18·36·4 bytes an image), with and without
     the halves: same forward, same ∂L/∂W and ∂L/∂b summed over the blocks, and finite
     differences."""
+    monkeypatch.setattr(conv_layer, "STRIP_RUN", strip_run)
     rng = np.random.default_rng(1)
     n = H.MIN_SPLIT + 3
     X, T = rng.normal(size=(n, 2, 6, 6)), np.eye(3)[rng.integers(0, 3, n)]

@@ -17,6 +17,7 @@ from engine.compiler import compile_graph
 from engine.graph import Graph
 from engine.kernels import conv as K
 from engine.layers import REGISTRY
+from engine.layers import conv as conv_layer
 from engine.training import TrainConfig, Trainer
 
 GEOMETRIES = [  # (N, C, H, W, F, kh, kw, sh, sw, dh, dw, (top, bottom, left, right))
@@ -305,7 +306,9 @@ def cnn_with_every_image_layer() -> Graph:
     return _graph(nodes, edges)
 
 
-def test_gradients_through_a_cnn_with_every_image_layer_match_finite_differences():
+@pytest.mark.parametrize("strip_run", [0, 10**9], ids=["dW-from-strips", "dW-from-columns"])
+def test_gradients_through_a_cnn_with_every_image_layer_match_finite_differences(monkeypatch, strip_run):
+    monkeypatch.setattr(conv_layer, "STRIP_RUN", strip_run)
     model = compile_graph(cnn_with_every_image_layer(), dtype="float64", seed=2)
     assert model.shapes["cat"] == (5, 7, 7) and model.shapes["ap"] == (5, 3, 3) and model.shapes["c4"] == (2, 4)
     rng = np.random.default_rng(0)
@@ -333,8 +336,10 @@ def test_a_training_step_allocates_no_new_columns():
     assert first.shape == (6 * 5 * 5 * 8 * 10 * 10,) and first.dtype == np.float32  # one block: 8 images
 
 
-def test_one_sgd_momentum_step_of_a_small_cnn_equals_pytorch():
+@pytest.mark.parametrize("strip_run", [0, 10**9], ids=["dW-from-strips", "dW-from-columns"])
+def test_one_sgd_momentum_step_of_a_small_cnn_equals_pytorch(monkeypatch, strip_run):
     torch = pytest.importorskip("torch")
+    monkeypatch.setattr(conv_layer, "STRIP_RUN", strip_run)
     g = _graph([("x", "Input", {"shape": [1, 9, 9]}),
                 ("c1", "Conv2D", {"filters": 4, "kernel_size": 3, "padding": 1}), ("r1", "Activation", {}),
                 ("p1", "MaxPool2D", {"pool_size": 2, "stride": 2, "padding": 1}),
