@@ -9,7 +9,8 @@ scalar calls prevent. The polynomials and the range reduction are written as mul
 (:func:`muladd`, LLVM's ``fmuladd``: one fused, correctly rounded FMA where the CPU has one,
 else a multiply and an add — IEEE either way, which fastmath is not): σ 35 % and tanh 37 %
 faster (measured, AVX2/AVX-512 Xeon, 0.56 → 0.36 and 0.91 → 0.57 ns per element). float64
-uses the exact math library. No fastmath anywhere.
+uses the exact math library. No fastmath here (the only fast-math flag in the kernels is
+``reassoc`` on the convolution weight-gradient sums, engine/kernels/conv.py).
 
 ``+ (x − x)`` is 0 for a finite x and NaN for NaN or ±∞: a non-finite pre-activation gives a
 non-finite result, which the trainer reports as divergence.
