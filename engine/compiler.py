@@ -432,15 +432,41 @@ class Model:
         out = np.empty((len(X),) + self.output_shape, self.dtype)
         start = 0
         for chunk in self._chunks(X, batch_size):
-            y = self.forward(np.ascontiguousarray(chunk, dtype=self.dtype), training=False)
-            out[start:start + len(chunk)] = y
+            self._evaluate(np.ascontiguousarray(chunk, dtype=self.dtype), self.output_ref,
+                           out[start:start + len(chunk)])
             start += len(chunk)
         return out
 
     def logits_for_loss(self, X: np.ndarray) -> np.ndarray:
         """Evaluation-mode values the loss reads (logits when a terminal layer is fused)."""
-        self.forward(X, training=False)
-        return self.outputs[self.loss_from]
+        return self._evaluate(X, self.loss_from)
+
+    def _evaluate(self, X: np.ndarray, ref: PortRef, out: np.ndarray | None = None) -> np.ndarray:
+        """Evaluation-mode values of port ``ref`` for X (written into ``out`` if given).
+
+        A graph whose training steps run as two halves (:meth:`_halves_step`) evaluates the
+        halves at once too, the second on the twin and the helper thread: evaluating
+        LeNet-5 on 10,000 images took as long with two threads as with one before.
+        ``self.outputs`` then holds the first half's outputs.
+        """
+        parts = batch_halves.halves(len(X)) if self.splits_steps else [(0, len(X))]
+        if len(parts) == 1:
+            self.forward(X, training=False)
+            if out is None:
+                return self.outputs[ref]
+            out[...] = self.outputs[ref]
+            return out
+        if out is None:
+            out = np.empty((len(X),) + tuple(self.port_shapes[ref]), self.dtype)
+        twin = self._twin or self._make_twin()
+
+        def half(model: Model, lo: int, hi: int) -> None:
+            model.forward(X[lo:hi], training=False)
+            out[lo:hi] = model.outputs[ref]
+
+        with self._blas_threads:
+            batch_halves.run_parts([lambda: half(self, *parts[0]), lambda: half(twin, *parts[1])])
+        return out
 
     def first_non_finite(self) -> str | None:
         """The first node (in order) whose output or parameter gradient is not finite."""

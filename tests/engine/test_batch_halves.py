@@ -185,6 +185,37 @@ def test_unequal_halves_are_weighted_by_their_sizes(monkeypatch):
     assert lh == pytest.approx(lw, rel=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_evaluation_runs_the_halves_at_once_and_gives_the_numbers_of_the_whole_batch(monkeypatch, dtype):
+    """predict and the loss's evaluation forward split like a training step: the twin takes
+    the second half on the helper thread, and every example gets the whole batch's numbers."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(37, 2, 6, 6)).astype(dtype)
+    real = H.halves
+    results = []
+    for budget in (1, 2):
+        monkeypatch.setattr(H, "halves", lambda n, _budget=None, b=budget: real(n, b))
+        model = compile_graph(_cnn(), dtype=dtype, seed=3)
+        threads: set[str] = set()
+        forward = type(model).forward
+
+        def spy(self, *args, _forward=forward, **kwargs):
+            threads.add(threading.current_thread().name)
+            return _forward(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(model), "forward", spy)
+        probs = model.predict(X, batch_size=20)  # chunks of 20 (10 + 10) and 17 (9 + 8); the graph's outputs
+        logits = model.logits_for_loss(X)
+        monkeypatch.setattr(type(model), "forward", forward)
+        results.append((probs, logits, len(threads), model._twin is not None))
+    (probs1, logits1, threads1, twin1), (probs2, logits2, threads2, twin2) = results
+    assert (threads1, twin1) == (1, False) and (threads2, twin2) == (2, True)
+    assert probs2.shape == (37, 3) and logits2.shape == (37, 3)
+    tol = 1e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(probs2, probs1, rtol=tol, atol=tol)
+    np.testing.assert_allclose(logits2, logits1, rtol=tol, atol=tol)
+
+
 def test_a_non_finite_example_in_the_second_half_is_located(monkeypatch):
     rng = np.random.default_rng(5)
     X, T = rng.normal(size=(20, 2, 6, 6)), np.eye(3)[rng.integers(0, 3, 20)]
