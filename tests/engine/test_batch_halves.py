@@ -199,8 +199,8 @@ def test_evaluation_runs_the_halves_at_once_and_gives_the_numbers_of_the_whole_b
         threads: set[str] = set()
         forward = type(model).forward
 
-        def spy(self, *args, _forward=forward, **kwargs):
-            threads.add(threading.current_thread().name)
+        def spy(self, *args, _forward=forward, _threads=threads, **kwargs):
+            _threads.add(threading.current_thread().name)
             return _forward(self, *args, **kwargs)
 
         monkeypatch.setattr(type(model), "forward", spy)
