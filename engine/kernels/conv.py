@@ -264,6 +264,24 @@ def bias_gradient(delta: np.ndarray, accumulate: bool, db: np.ndarray) -> None:
         db[f] = s + (db[f] if accumulate else zero)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tile_add(t, a0, a1, a2, a3, b0, b1, b2):
+    """The 4×3 tile of running sums t (12 values, row by row) plus the outer product of
+    (a0 … a3) and (b0 … b2): each loaded value feeds 3 or 4 multiply-adds from registers."""
+    return (t[0] + a0 * b0, t[1] + a0 * b1, t[2] + a0 * b2,
+            t[3] + a1 * b0, t[4] + a1 * b1, t[5] + a1 * b2,
+            t[6] + a2 * b0, t[7] + a2 * b1, t[8] + a2 * b2,
+            t[9] + a3 * b0, t[10] + a3 * b1, t[11] + a3 * b2)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tile_store(t, k, f, accumulate, dwt):
+    """dwt[k:k+4, f:f+3] = the tile t (or += with ``accumulate``)."""
+    for i in range(4):
+        for j in range(3):
+            dwt[k + i, f + j] = t[3 * i + j] + (dwt[k + i, f + j] if accumulate else dwt.dtype.type(0))
+
+
 @njit(cache=True, nogil=True, fastmath=REASSOCIATE)
 def weight_gradient(cols: np.ndarray, delta: np.ndarray, accumulate: bool, dwt: np.ndarray) -> None:
     """dwt (K, F) (+)= cols (K, q) · delta (F, q)ᵀ: the dot products of every row of the block's
@@ -279,25 +297,10 @@ def weight_gradient(cols: np.ndarray, delta: np.ndarray, accumulate: bool, dwt: 
         c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
         for f in range(0, f3, 3):
             e0, e1, e2 = delta[f], delta[f + 1], delta[f + 2]
-            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
+            t = (zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero)
             for p in range(q):
-                a0, a1, a2, a3, b0, b1, b2 = c0[p], c1[p], c2[p], c3[p], e0[p], e1[p], e2[p]
-                s00 += a0 * b0
-                s01 += a0 * b1
-                s02 += a0 * b2
-                s10 += a1 * b0
-                s11 += a1 * b1
-                s12 += a1 * b2
-                s20 += a2 * b0
-                s21 += a2 * b1
-                s22 += a2 * b2
-                s30 += a3 * b0
-                s31 += a3 * b1
-                s32 += a3 * b2
-            tile = ((s00, s01, s02), (s10, s11, s12), (s20, s21, s22), (s30, s31, s32))
-            for i in range(4):
-                for j in range(3):
-                    dwt[k + i, f + j] = tile[i][j] + (dwt[k + i, f + j] if accumulate else zero)
+                t = _tile_add(t, c0[p], c1[p], c2[p], c3[p], e0[p], e1[p], e2[p])
+            _tile_store(t, k, f, accumulate, dwt)
     for k in range(k_):
         for f in range(f_):
             if k < k4 and f < f3:
@@ -330,31 +333,16 @@ def weight_gradient_from_strips(sf, n_, kh, kw, dh, ho, wo, delta, accumulate, d
     k4, f3 = k_ - k_ % 4, f_ - f_ % 3
     for k in range(0, k4, 4):
         for f in range(0, f3, 3):
-            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
+            t = (zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero)
             for n in range(n_):
                 o0, o1 = _strip_row(k, n, n_, kh, kw, dh, hs, wo), _strip_row(k + 1, n, n_, kh, kw, dh, hs, wo)
                 o2, o3 = _strip_row(k + 2, n, n_, kh, kw, dh, hs, wo), _strip_row(k + 3, n, n_, kh, kw, dh, hs, wo)
                 d0 = f * q + n * run
                 d1, d2 = d0 + q, d0 + 2 * q
                 for p in range(run):
-                    a0, a1, a2, a3 = sf[uint64(o0 + p)], sf[uint64(o1 + p)], sf[uint64(o2 + p)], sf[uint64(o3 + p)]
-                    b0, b1, b2 = df[uint64(d0 + p)], df[uint64(d1 + p)], df[uint64(d2 + p)]
-                    s00 += a0 * b0
-                    s01 += a0 * b1
-                    s02 += a0 * b2
-                    s10 += a1 * b0
-                    s11 += a1 * b1
-                    s12 += a1 * b2
-                    s20 += a2 * b0
-                    s21 += a2 * b1
-                    s22 += a2 * b2
-                    s30 += a3 * b0
-                    s31 += a3 * b1
-                    s32 += a3 * b2
-            tile = ((s00, s01, s02), (s10, s11, s12), (s20, s21, s22), (s30, s31, s32))
-            for i in range(4):
-                for j in range(3):
-                    dwt[k + i, f + j] = tile[i][j] + (dwt[k + i, f + j] if accumulate else zero)
+                    t = _tile_add(t, sf[uint64(o0 + p)], sf[uint64(o1 + p)], sf[uint64(o2 + p)], sf[uint64(o3 + p)],
+                                  df[uint64(d0 + p)], df[uint64(d1 + p)], df[uint64(d2 + p)])
+            _tile_store(t, k, f, accumulate, dwt)
     for k in range(k_):
         for f in range(f_):
             if k < k4 and f < f3:
