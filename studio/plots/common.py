@@ -404,7 +404,10 @@ class PlotPanel(QWidget):
         return cell
 
     def plot_items(self) -> list[pg.PlotItem]:
-        return [item for cell in self.cells for item in cell.items if isinstance(item, pg.PlotItem)]
+        """Every plot of the panel: those in its cells and those a panel placed in the layout
+        itself (the Through-time view's grid, the class report's matrix)."""
+        layouts = [self.glw.ci, *self.cells]
+        return [item for layout in layouts for item in layout.items if isinstance(item, pg.PlotItem)]
 
     def arrange(self) -> None:
         """Lay the cells out for the panel's current size (see :func:`grid_for`)."""

@@ -53,7 +53,7 @@ from studio.plots.common import (
 from studio.training.history import RunRecord, stride_index
 from studio.training.time_history import TimeGradsSeries
 
-MAX_HZ = 10.0  # redraws a second at most: samples come every stats_every steps, a slow signal
+MAX_HZ = 5.0  # redraws a second at most: samples come every stats_every steps, a slow signal
 TRACE_INTERVAL = 0.5  # seconds between two hidden-state traces while a run streams
 TRACE_BUDGET = 0.05  # a trace may take at most this share of the GUI's time
 SQUARE_MIN_HEIGHT = 400  # below this the four plots stand in one row

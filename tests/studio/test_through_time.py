@@ -75,6 +75,19 @@ def test_time_grads_events_are_drawn_as_the_curve_of_norms_against_t(panel):
     assert not panel.hint.isVisible()
 
 
+def test_every_plot_of_the_view_paints_its_axes_from_a_cached_pixmap(panel):
+    """Its plots sit in the layout itself, not in cells: their axes must be cached as every
+    panel's are, or each frame replays every tick label (a 12 ms paint, 7 ms with the cache)."""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    plots = panel.plot_items()
+    assert {id(p) for p in plots} == {id(panel.time_plot), id(panel.sigma_plot), id(panel.heat_plot),
+                                      id(panel.gate_plot)}
+    for plot in plots:
+        for side in ("left", "bottom"):
+            assert plot.getAxis(side).cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
+
+
 def test_a_network_without_recurrent_layers_keeps_the_explanation(panel):
     rec = RunRecord(1, "mlp", nodes=["h"])
     rec.ingest([StepEvent(0, 1, 1.0, 0.1, {"h": 0.3}, 10.0)])
