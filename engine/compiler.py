@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -346,7 +346,7 @@ class Model:
         if self.fused is not None:
             return self.fused.loss_and_grads(X, T)
         with self._blas_threads:
-            parts = batch_halves.halves(len(X)) if self.splits_steps else [(0, len(X))]
+            parts = self._batch_parts(len(X))
             self._halved = len(parts) > 1
             if self._halved:
                 return self._halves_step(X, T, parts)
@@ -373,19 +373,31 @@ class Model:
         ``self.outputs`` then holds the first half's outputs (the activation statistics
         describe it); :meth:`first_non_finite` also looks at the second's.
         """
-        twin = self._twin or self._make_twin()
         (a, h), (_, n) = parts
-        losses = [0.0, 0.0]
+        losses = {}
 
-        def half(k: int, model: Model, lo: int, hi: int) -> None:
-            losses[k] = model._step(X[lo:hi], T[lo:hi])
+        def half(model: Model, lo: int, hi: int) -> None:
+            losses[lo] = model._step(X[lo:hi], T[lo:hi])
 
-        batch_halves.run_parts([lambda: half(0, self, a, h), lambda: half(1, twin, h, n)])
+        twin = self._on_halves(parts, half)
         w0, w1 = (h - a) / (n - a), (n - h) / (n - a)
         self.grads *= w0
         twin.grads *= w1
         self.grads += twin.grads
-        return w0 * losses[0] + w1 * losses[1]
+        return w0 * losses[a] + w1 * losses[h]
+
+    def _batch_parts(self, n: int) -> list[tuple[int, int]]:
+        """Rows [a, b) per part of a batch of ``n``: its two halves when the graph allows whole
+        halves (``splits_steps``) and BLAS may use two threads (batch_halves.halves), else one."""
+        return batch_halves.halves(n) if self.splits_steps else [(0, n)]
+
+    def _on_halves(self, parts: list[tuple[int, int]], work: Callable[[Model, int, int], None]) -> Model:
+        """``work(model, lo, hi)`` on both halves at once: the first on this model and this
+        thread, the second on the twin and the helper thread. Returns the twin."""
+        twin = self._twin or self._make_twin()
+        (a, h), (_, n) = parts
+        batch_halves.run_parts([lambda: work(self, a, h), lambda: work(twin, h, n)])
+        return twin
 
     def _make_twin(self) -> Model:
         """A second runner of this graph for :meth:`_halves_step`: it reads this model's
@@ -449,7 +461,7 @@ class Model:
         LeNet-5 on 10,000 images took as long with two threads as with one before.
         ``self.outputs`` then holds the first half's outputs.
         """
-        parts = batch_halves.halves(len(X)) if self.splits_steps else [(0, len(X))]
+        parts = self._batch_parts(len(X))
         if len(parts) == 1:
             self.forward(X, training=False)
             if out is None:
@@ -458,14 +470,13 @@ class Model:
             return out
         if out is None:
             out = np.empty((len(X),) + tuple(self.port_shapes[ref]), self.dtype)
-        twin = self._twin or self._make_twin()
 
         def half(model: Model, lo: int, hi: int) -> None:
             model.forward(X[lo:hi], training=False)
             out[lo:hi] = model.outputs[ref]
 
         with self._blas_threads:
-            batch_halves.run_parts([lambda: half(self, *parts[0]), lambda: half(twin, *parts[1])])
+            self._on_halves(parts, half)
         return out
 
     def first_non_finite(self) -> str | None:
