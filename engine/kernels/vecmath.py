@@ -2,13 +2,15 @@
 
 In float32, ``exp`` is computed without a library call — Cephes' ``expf``: Cody–Waite range
 reduction x = n·ln2 + r, a degree-7 polynomial for e^r, 2ⁿ from the exponent bits —
-and σ and tanh from it (relative error ≤ 4·10⁻⁷ over the float32 range, checked by the
-tests). The functions are branch-free (min/max, selects and ``copysign`` instead of jumps), so
+and σ from it; tanh is Eigen's rational approximation, which needs no exp (relative error
+≤ 4·10⁻⁷ over the float32 range, checked by the tests). The functions are branch-free
+(min/max and selects instead of jumps), so
 they inline into the callers' loops and LLVM vectorises those loops, which the math library's
 scalar calls prevent. The polynomials and the range reduction are written as multiply-adds
 (:func:`muladd`, LLVM's ``fmuladd``: one fused, correctly rounded FMA where the CPU has one,
 else a multiply and an add — IEEE either way, which fastmath is not): σ 35 % and tanh 37 %
-faster (measured, AVX2/AVX-512 Xeon, 0.56 → 0.36 and 0.91 → 0.57 ns per element). float64
+faster (measured, AVX2/AVX-512 Xeon, 0.56 → 0.36 and 0.91 → 0.57 ns per element; tanh's
+rational form then halved it again on an AVX2 EPYC, 0.95 → 0.44 ns). float64
 uses the exact math library. No fastmath here (the only fast-math flag in the kernels is
 ``reassoc`` on the convolution weight-gradient sums, engine/kernels/conv.py).
 
@@ -39,9 +41,14 @@ _EXP_HI, _EXP_LO = _F32(88.0), _F32(-87.0)  # 2ⁿ stays a normal float32 (n in 
 _LOG2E, _LN2_HI, _LN2_LO = _F32(1.44269504088896341), _F32(0.693359375), _F32(-2.12194440e-4)
 _P0, _P1, _P2 = _F32(1.9875691500e-4), _F32(1.3981999507e-3), _F32(8.3334519073e-3)
 _P3, _P4, _P5 = _F32(4.1665795894e-2), _F32(1.6666665459e-1), _F32(5.0000001201e-1)
-_TANH_CLAMP, _TANH_SMALL = _F32(9.0), _F32(0.0625)
-_T3, _T5, _T7 = _F32(-1.0 / 3.0), _F32(2.0 / 15.0), _F32(-17.0 / 315.0)
-_MINUS_TWO = _F32(-2.0)
+# tanh's rational approximation (Eigen, generic_fast_tanh_float): numerator x·(a1 + a3 x² + …),
+# denominator b0 + b2 x² + …
+_TANH_CLAMP, _TANH_TINY = _F32(7.90531110763549805), _F32(0.0004)
+_TANH_A1, _TANH_A3, _TANH_A5 = _F32(4.89352455891786e-03), _F32(6.37261928875436e-04), _F32(1.48572235717979e-05)
+_TANH_A7, _TANH_A9 = _F32(5.12229709037114e-08), _F32(-8.60467152213735e-11)
+_TANH_A11, _TANH_A13 = _F32(2.00018790482477e-13), _F32(-2.76076847742355e-16)
+_TANH_B0, _TANH_B2 = _F32(4.89352518554385e-03), _F32(2.26843463243900e-03)
+_TANH_B4, _TANH_B6 = _F32(1.18534705686654e-04), _F32(1.19825839466702e-06)
 
 
 @intrinsic
@@ -112,15 +119,17 @@ def _tanh_impl(x):
         return lambda x: math.tanh(x)
 
     def tanh32(x):
-        """(1 − e^−2|x|)/(1 + e^−2|x|) with the sign of x; below |x| = 1/16, where 1 − e cancels,
-        the odd Taylor series x − x³/3 + 2x⁵/15 − 17x⁷/315."""
-        ax = min(_TANH_CLAMP, abs(x))
-        e = expf(_MINUS_TWO * ax)
-        big = (_ONE32 - e) / (_ONE32 + e)
-        x2 = ax * ax
-        small = ax * muladd(x2, muladd(x2, muladd(x2, _T7, _T5), _T3), _ONE32)
-        t = select(ax < _TANH_SMALL, small, big)
-        return math.copysign(t, x) + (x - x)
+        """Eigen's float32 tanh: x·p(x²)/q(x²), a degree-13 odd over a degree-6 even polynomial,
+        on x clamped to ±7.905 (where the quotient reaches 1 in float32); x itself below
+        |x| = 0.0004. Relative error ≤ 2.9·10⁻⁷, checked over every 7th float32 in [−10, 10]
+        (the e^−2|x| form before it: 3.7·10⁻⁷), and twice as fast: one division, no exp
+        (0.95 → 0.44 ns per element, AMD EPYC, AVX2)."""
+        c = min(_TANH_CLAMP, max(-_TANH_CLAMP, x))
+        c2 = c * c
+        p = muladd(c2, muladd(c2, muladd(c2, muladd(c2, muladd(c2, muladd(
+            c2, _TANH_A13, _TANH_A11), _TANH_A9), _TANH_A7), _TANH_A5), _TANH_A3), _TANH_A1)
+        q = muladd(c2, muladd(c2, muladd(c2, _TANH_B6, _TANH_B4), _TANH_B2), _TANH_B0)
+        return select(abs(x) < _TANH_TINY, x, c * p / q) + (x - x)
     return tanh32
 
 

@@ -75,8 +75,10 @@ def test_kernels_match_the_numpy_bptt_reference_on_50_steps(case, dtype, threads
 
 
 def test_float32_gate_functions_are_accurate_and_keep_non_finite_values():
+    # a grid, and every 97th float32 of [−10, 10] (subnormals and the tanh clamp at ±7.9 included)
+    dense = np.arange(0, np.float32(10).view(np.int32), 97, dtype=np.int32).view(np.float32)
     x = np.concatenate([np.linspace(-30, 30, 600_001), np.geomspace(1e-8, 1, 20_001),
-                        -np.geomspace(1e-8, 1, 20_001)]).astype(np.float32)
+                        -np.geomspace(1e-8, 1, 20_001), dense, -dense]).astype(np.float32)
     exact = {"tanh": np.tanh(x.astype(np.float64)), "sigmoid": 1 / (1 + np.exp(-x.astype(np.float64)))}
     for name, want in exact.items():
         got = x.copy()
