@@ -30,6 +30,7 @@ LIVE_BUDGET_MS = 25.0
 GALLERY = 48
 THUMB = 48
 MAX_CELL_TEXT = 20  # classes up to which every cell shows its count
+MIN_MATRIX_PANE = 160  # px: the matrix's pane is never made narrower than this
 
 
 class ClassReportPanel(LivePanel):
@@ -79,6 +80,21 @@ class ClassReportPanel(LivePanel):
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
         self.layout().addWidget(split)
+        self.plot.getViewBox().sigResized.connect(self._fit_square)
+
+    def _fit_square(self) -> None:
+        """Keep the matrix's pane as wide as the square matrix and its row labels need, and give
+        the rest to the gallery: with the aspect locked, a wider pane (a wide, short dock at
+        1280×800) only centres the matrix between empty margins, far from its row labels."""
+        box = self.plot.getViewBox()
+        side = box.height()
+        if side < 1:
+            return
+        labels = self.plot.width() - box.width()  # the left axis and the plot's margins
+        margins = self.glw.width() - self.plot.width()
+        want = max(MIN_MATRIX_PANE, int(side + labels + margins + 2))
+        if self.scroll.maximumWidth() != want:
+            self.scroll.setMaximumWidth(want)
 
     def has_content(self) -> bool:
         return self.report is not None
@@ -154,7 +170,7 @@ class ClassReportPanel(LivePanel):
         self.exampleChosen.emit(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def _style(self) -> None:
-        style_plot(self.plot, "Confusion matrix (rows: true class, columns: predicted)", "true", "predicted")
+        style_plot(self.plot, "Confusion matrix", "true class", "predicted class")
         self.plot.showGrid(x=False, y=False)
         _, fg, _ = palette_colors()
         self.heading.setStyleSheet(f"color: {fg.name()};")

@@ -100,6 +100,24 @@ def test_the_matrix_and_the_gallery_share_the_short_dock_side_by_side(trained):
     assert matrix.height() >= 0.8 * report.height() - 40  # the matrix takes the dock's height
 
 
+def test_the_square_matrix_sits_beside_its_row_labels_and_the_gallery_takes_the_rest(trained, qtbot):
+    """In the wide, short dock the matrix's pane is only as wide as the square matrix: a wider
+    one left the matrix centred between empty margins, hundreds of pixels from its labels."""
+    report = trained.plots["class_report"]
+    box = report.plot.getViewBox()
+
+    def laid_out() -> bool:
+        matrix = report.matrix.sceneBoundingRect()
+        return matrix.width() >= 0.9 * box.width() and report.scroll.width() <= report.scroll.maximumWidth()
+
+    qtbot.waitUntil(laid_out, timeout=5000)
+    matrix, labels = report.matrix.sceneBoundingRect(), report.plot.getAxis("left").sceneBoundingRect()
+    assert -3 <= matrix.left() - labels.right() <= 12  # (the axis line overlaps the first pixel)
+    assert abs(matrix.width() - matrix.height()) <= 2  # still square
+    assert matrix.height() >= 0.9 * box.height()  # as tall as the pane allows
+    assert report.gallery.width() > 2 * report.scroll.width()
+
+
 def test_clicking_a_misclassified_example_shows_it_in_the_feature_maps(trained, qtbot):
     report, maps = trained.plots["class_report"], trained.plots["feature_maps"]
     if report.gallery.count() == 0:
