@@ -91,15 +91,24 @@ def _as_part(task: Callable[[], None]) -> None:
 
 #: Layer categories whose layers split batches with :func:`run_parts`.
 SPLITTING = frozenset({"conv"})
+#: Layer categories whose kernels hold their BLAS to one thread (strided_gemm.ONE_BLAS_THREAD).
+ONE_THREAD_KERNELS = frozenset({"recurrent"})
 
 
 def step_blas_threads(categories: Iterable[str]) -> AbstractContextManager[Any]:
     """What a training step of a model with layers of these ``categories`` runs inside:
-    NumPy's BLAS on one thread when a layer splits batches, else nothing.
+    NumPy's BLAS on one thread when a layer splits batches or its kernels want one BLAS
+    thread, else nothing.
 
     Between the split layers, the small Dense products of a CNN would otherwise run on two
     BLAS threads, and OpenBLAS's second thread then spins waiting for work while the helper
     thread of the next split layer needs that core (measured, LeNet-5 batch 64, quiet
     machine: 8.4k samples/s with two BLAS threads around the halves, 11.9k with one).
+    The recurrent layers hold the BLAS to one thread in their forward and in their backward;
+    held once around the whole step, those holds only count up (no thread-count changes:
+    W5 at two threads, 40 µs a step of threadpoolctl calls).
     """
-    return ONE_NUMPY_BLAS_THREAD if SPLITTING.intersection(categories) else nullcontext()
+    categories = set(categories)
+    if SPLITTING & categories or (USES_NUMPY_BLAS and ONE_THREAD_KERNELS & categories):
+        return ONE_NUMPY_BLAS_THREAD
+    return nullcontext()

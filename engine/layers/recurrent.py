@@ -140,19 +140,30 @@ def _scratch(kind: str) -> Callable[..., dict[str, tuple[int, ...]]]:
 
 def _buffers(rt: NodeRuntime, n: int) -> dict[str, np.ndarray]:
     """The scratch arrays for a batch of ``n``: the model binds them before every forward; a
-    runtime used on its own (tests, tools) gets them allocated here once per batch size."""
+    runtime used on its own (tests, tools) gets them allocated here once per batch size.
+    A scratch found right is remembered with the batch size and thread budget it was checked
+    for, so the next step with the same three skips the check."""
+    s, budget = rt.scratch, ONE_BLAS_THREAD.budget()
+    checked = rt.cache.get("scratch_checked")
+    if checked is not None and checked[0] is s and checked[1:] == (n, budget):
+        return s
     shapes = rt.type.scratch(rt.p, rt.in_shapes, n)  # type: ignore[misc]
-    s = rt.scratch
     if s.keys() != shapes.keys() or any(s[k].shape != v or s[k].dtype != rt.dtype for k, v in shapes.items()):
         rt.scratch = s = {k: np.zeros(v, rt.dtype) for k, v in shapes.items()}
+    rt.cache["scratch_checked"] = (s, n, budget)
     return s
 
 
 Part = tuple[int, int, dict[str, np.ndarray]]
 
 
-def _parts(s: dict[str, np.ndarray]) -> list[Part]:
-    """(first row, end row, that chunk's arrays by name) for every chunk of the scratch."""
+def _parts(s: dict[str, np.ndarray], cache: dict[str, Any] | None = None) -> list[Part]:
+    """(first row, end row, that chunk's arrays by name) for every chunk of the scratch; with a
+    runtime's ``cache``, worked out once per scratch (the model binds the same dict every step)."""
+    if cache is not None:
+        known = cache.get("parts")
+        if known is not None and known[0] is s:
+            return known[1]
     out: list[Part] = []
     start = 0
     while f"{len(out)}:xh" in s:
@@ -161,6 +172,8 @@ def _parts(s: dict[str, np.ndarray]) -> list[Part]:
         end = start + arrays["xh"].shape[2]
         out.append((start, end, arrays))
         start = end
+    if cache is not None:
+        cache["parts"] = (s, out)
     return out
 
 
@@ -205,7 +218,7 @@ def _forward_chunks(rt: NodeRuntime, x: np.ndarray, s: dict[str, np.ndarray],
         return go
 
     with ONE_BLAS_THREAD:
-        _run([task(a, b, c) for a, b, c in _parts(s)])
+        _run([task(a, b, c) for a, b, c in _parts(s, rt.cache)])
     return (seq if seq is not None else state), state
 
 
@@ -263,7 +276,7 @@ def _backward_chunks(rt: NodeRuntime, s: dict[str, np.ndarray], dys, run: ChunkB
     """``run(∂L/∂seq rows, ∂L/∂h_T rows, chunk arrays)`` for every chunk; returns the weight
     gradients summed over the chunks and [∂L/∂x] (None when the layer reads the data)."""
     dseq, dlast = _port_gradients(rt, s, dys)
-    parts = _parts(s)
+    parts = _parts(s, rt.cache)
     with ONE_BLAS_THREAD:
         _run([(lambda a=a, b=b, c=c: run(dseq[a:b] if dseq.size else dseq, dlast[a:b], c))
               for a, b, c in parts])

@@ -392,3 +392,54 @@ def test_exports_use_the_recurrent_operators(kind, params, op, module, tmp_path)
     if module != "RecurrentLoop":
         assert "batch_first=True" in source and f"(nn.{ {'LSTMLayer': 'LSTM', 'SimpleRNNLayer': 'RNN'}[module]})" \
             in source
+
+
+# ---- the per-step bookkeeping -----------------------------------------------------------------
+def test_a_training_step_sets_the_blas_thread_count_once_not_per_pass(monkeypatch):
+    """The model holds BLAS to one thread around the whole step of a recurrent graph, so the
+    LSTM's forward and backward holds only count up: two thread-count changes a step (to one
+    and back), not two per pass, and the batch still runs as two halves."""
+    if not ONE_BLAS_THREAD._find():
+        pytest.skip("the kernels' BLAS is not an OpenBLAS that threadpoolctl controls")
+    model = compile_graph(_network("LSTM"), seed=0)
+    X, Y = np.random.default_rng(0).normal(size=(32, 12, 3)), np.zeros((32, 2))
+    controllers = ONE_BLAS_THREAD._find()
+    before = [lc.get_num_threads() for lc in controllers]
+    for lc in controllers:
+        lc.set_num_threads(2)
+    changes = []
+    try:
+        for lc in controllers:
+            original = lc.set_num_threads
+            monkeypatch.setattr(lc, "set_num_threads", lambda n, original=original: (changes.append(n), original(n)))
+        model.loss_and_grads(X.astype(np.float32), Y.astype(np.float32))
+        assert changes == [1] * len(controllers) + [2] * len(controllers)
+        assert sum(key.endswith(":xh") for key in model.runtimes["rnn"].scratch) == 2  # halves
+    finally:
+        monkeypatch.undo()
+        for lc, n in zip(controllers, before, strict=True):
+            lc.set_num_threads(n)
+
+
+def test_remembered_chunks_follow_the_batch_size_and_the_thread_budget(monkeypatch):
+    """One runtime, batches of 17 (two halves), 6 (one chunk: below MIN_SPLIT), 17 again, then
+    17 with a one-thread budget: each pass gives a fresh runtime's numbers."""
+    case = Case("LSTM", {"units": 5, "return_sequences": True}, ((9, 3),))
+    rt = make_runtime(case, np.float64)
+    rng = np.random.default_rng(8)
+    for n, budget in ((17, 2), (6, 2), (17, 2), (17, 1)):
+        monkeypatch.setattr(ONE_BLAS_THREAD, "budget", lambda budget=budget: budget)
+        x = rng.normal(size=(n, 9, 3))
+        dseq, dlast = rng.normal(size=(n, 9, 5)), rng.normal(size=(n, 5))
+        fresh = make_runtime(case, np.float64)
+        fresh.W.update({k: v.copy() for k, v in rt.W.items()})
+        for r in (rt, fresh):
+            out, state = r.type.forward(r, [x])
+            (dx,) = r.type.backward(r, (dseq, dlast))
+            r.cache["result"] = (out.copy(), state.copy(), dx.copy(), {k: g.copy() for k, g in r.G.items()})
+        assert sum(key.endswith(":xh") for key in rt.scratch) == (2 if n >= 16 and budget == 2 else 1)
+        got, want = rt.cache["result"], fresh.cache["result"]
+        for g, w in zip(got[:3], want[:3], strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+        for name in rt.G:
+            np.testing.assert_allclose(got[3][name], want[3][name], rtol=1e-12, atol=1e-12)
