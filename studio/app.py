@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 import studio
 from studio import theme
+from studio.display import platform_problem
 from studio.icons import app_icon, stylesheet
 
 ORGANIZATION = "BackpropStudio"
@@ -49,6 +51,13 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     existed = QApplication.instance() is not None
+    if not existed:
+        if {"-h", "--help", "--version"} & set(argv[1:]):
+            parse_args(argv[1:])  # prints and exits: no window needed
+        problem = platform_problem(os.environ, argv)
+        if problem:  # Qt would abort the process with a message of its own
+            print(problem, file=sys.stderr)
+            return 2
     app = create_app(argv)
     # a new QApplication has removed Qt's own options (-platform, -style...) from its copy
     args = parse_args(argv[1:] if existed else app.arguments()[1:])
