@@ -106,7 +106,9 @@ def step_blas_threads(categories: Iterable[str]) -> AbstractContextManager[Any]:
     machine: 8.4k samples/s with two BLAS threads around the halves, 11.9k with one).
     The recurrent layers hold the BLAS to one thread in their forward and in their backward;
     held once around the whole step, those holds only count up (no thread-count changes:
-    W5 at two threads, 40 µs a step of threadpoolctl calls).
+    W5 at two threads, 40 µs a step of threadpoolctl calls). The price: a recurrent graph's
+    Dense products then run on one thread too, as a CNN's do; in the graphs this program
+    teaches with, the recurrence dominates the step.
     """
     categories = set(categories)
     if SPLITTING & categories or (USES_NUMPY_BLAS and ONE_THREAD_KERNELS & categories):
