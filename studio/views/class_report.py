@@ -67,6 +67,7 @@ class ClassReportPanel(LivePanel):
                                 "its feature maps")
         self.gallery.itemClicked.connect(self._on_clicked)
         self.heading.setWordWrap(True)
+        self.heading.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)  # also with no gallery
         right = QWidget()
         col = QVBoxLayout(right)
         col.setContentsMargins(0, 0, 0, 0)
@@ -150,12 +151,12 @@ class ClassReportPanel(LivePanel):
         total = int(counts.sum())
         self.heading.setText(f"{ex.split.capitalize()} data: <b>{correct:,} of {total:,}</b> correct "
                              f"({100 * correct / max(total, 1):.1f} %) · {total - correct:,} misclassified"
-                             + (" (first shown below)" if total - correct else ""))
+                             + (" (first shown below)" if total - correct and _pictures(ex) else ""))
 
     def _show_gallery(self, report: ClassReport, ex: Examples) -> None:
         self.gallery.clear()
-        self.gallery.setVisible(ex.X.ndim >= 3)  # a row of table features is no picture
-        if ex.X.ndim < 3:
+        self.gallery.setVisible(_pictures(ex))
+        if not _pictures(ex):
             return
         for i in report.misclassified(GALLERY):
             true, pred = int(report.y[i]), int(report.predicted[i])
@@ -174,3 +175,8 @@ class ClassReportPanel(LivePanel):
         self.plot.showGrid(x=False, y=False)
         _, fg, _ = palette_colors()
         self.heading.setStyleSheet(f"color: {fg.name()};")
+
+
+def _pictures(ex: Examples) -> bool:
+    """Whether the examples are images the gallery can show (a row of table features is none)."""
+    return ex.X.ndim >= 3

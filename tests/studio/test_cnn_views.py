@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from engine.graph import Graph
 
@@ -118,6 +119,26 @@ def test_the_square_matrix_sits_beside_its_row_labels_and_the_gallery_takes_the_
     assert report.gallery.width() > 2 * report.scroll.width()
 
 
+def test_table_data_gets_the_matrix_and_a_heading_without_a_gallery(window, qtbot, tmp_path):
+    """Rows of features are no pictures: no gallery, and the heading neither promises examples
+    "shown below" nor floats in the middle of the empty pane."""
+    graph = Graph.load(EXAMPLES / "moons_mlp.json")
+    graph.training["epochs"] = 3
+    graph.save(tmp_path / "moons.json")
+    assert window.files.open(tmp_path / "moons.json")
+    ws = window.training
+    ws.panel_docks["class_report"].raise_()
+    ws.actions["train"].trigger()
+    report = ws.plots["class_report"]
+    qtbot.waitUntil(lambda: not ws.controller.busy and report.report is not None, timeout=COMPILE_MS)
+    qtbot.waitUntil(lambda: report._drawn is not None and report._drawn[-1] is False, timeout=10_000)
+    assert report.report.confusion.shape == (2, 2)
+    assert report.gallery.isHidden()
+    wrong = int(report.report.confusion.sum() - np.trace(report.report.confusion))
+    assert f"{wrong:,} misclassified" in report.heading.text() and "shown below" not in report.heading.text()
+    assert report.heading.alignment() & Qt.AlignmentFlag.AlignTop
+
+
 def test_clicking_a_misclassified_example_shows_it_in_the_feature_maps(trained, qtbot):
     report, maps = trained.plots["class_report"], trained.plots["feature_maps"]
     if report.gallery.count() == 0:
@@ -125,7 +146,6 @@ def test_clicking_a_misclassified_example_shows_it_in_the_feature_maps(trained, 
     item = report.gallery.item(report.gallery.count() - 1)
     index = item.data(256)  # Qt.UserRole
     rect = report.gallery.visualItemRect(item)
-    from PySide6.QtCore import Qt
 
     qtbot.mouseClick(report.gallery.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert maps.index == index and maps.picker.value() == index
