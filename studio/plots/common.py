@@ -313,6 +313,11 @@ class SteadyRange:
     def reset(self) -> None:
         self._x = self._y = None
 
+    @property
+    def y(self) -> tuple[float, float] | None:
+        """The y range last set (None before the first)."""
+        return self._y
+
     def update(self, x0: float, x1: float, y: tuple[float, float] | None = None, exact: bool = False) -> None:
         """``exact``: fit ``x1`` itself (a finished run no longer grows)."""
         grown_from = self._x[1] if self._x and self._x[0] == x0 else x0

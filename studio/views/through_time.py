@@ -95,6 +95,23 @@ def time_ratio_tooltip(record: RunRecord | None, node: str) -> str:
             f"(T = {series.length} steps; sampled at step {series.latest_step})")
 
 
+STEADY_TOPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5)
+"""The steps (× a power of ten) in which the σ_max plot's top grows while a run goes on."""
+
+
+def steady_top(shown: float | None, needed: float, done: bool) -> float:
+    """The top of the σ_max plot: while a run goes on, kept until σ_max passes it and then the
+    next of 1, 1.5, 2, 3, 5, 7.5 × 10ᵏ above it (σ_max grew 2 → 8 in lstm_temporal_order: 4
+    range changes instead of 14, each of which repaints both axes, 5 ms); a finished run
+    fits to the next half."""
+    if done or not needed > 0:
+        return math.ceil(needed * 2) / 2 if needed > 0 else 1.0
+    if shown is not None and needed <= shown:
+        return shown
+    magnitude = 10.0 ** math.floor(math.log10(needed))
+    return next(m * magnitude for m in (*STEADY_TOPS, 10.0) if m * magnitude >= needed)
+
+
 def inverse_gamma_lines(records: list[RunRecord | None]) -> dict[float, str]:
     """{1/γ: label} for the SimpleRNN layers of ``records``, e.g. {1.0: '1/γ = 1 (tanh)'}."""
     out: dict[float, list[str]] = {}
@@ -453,7 +470,8 @@ class ThroughTimePanel(PlotPanel):
         done = self.record is None or self.record.finish is not None
         last = max(float(s.latest_step) for s in everything)
         top = max([float(np.max(s.sigma)) for s in everything if len(s)] + list(self.gamma_lines))
-        top = math.ceil(1.15 * top * 2) / 2 if math.isfinite(top) else 1.0
+        shown = self.sigma_range.y[1] if self.sigma_range.y is not None else None
+        top = steady_top(shown, 1.15 * top if math.isfinite(top) else 1.0, done)
         self.sigma_range.update(0.0, last, (0.0, max(top, 0.5)), exact=done)
 
     # -- the chosen sequence -------------------------------------------------------------------

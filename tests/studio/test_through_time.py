@@ -228,3 +228,19 @@ def test_streaming_an_lstm_run_fills_the_view_without_drawing_per_event(window, 
     assert np.all((view.gate_curve.getData()[1] > 0) & (view.gate_curve.getData()[1] < 1))
     assert view.draw_count <= len(series) + 4  # at most once per new sample (+ empty, start, finish)
     assert "‖∂L/∂h₁‖ ÷ ‖∂L/∂h₅₀‖" in window.scene.node_item("rnn").toolTip()
+
+
+def test_the_sigma_plot_top_grows_in_steps_while_training_and_fits_at_the_end():
+    """Every change of the σ_max plot's range repaints both its axes: while σ_max climbs
+    2 → 8 the top changes a few times, always above the data, and fits it once the run ends."""
+    from studio.views.through_time import steady_top
+
+    shown, tops = None, []
+    for sigma in np.linspace(2.0, 8.0, 200):
+        shown = steady_top(shown, 1.15 * sigma, done=False)
+        assert shown >= 1.15 * sigma
+        tops.append(shown)
+    assert len(set(tops)) <= 5 and tops == sorted(tops)
+    assert steady_top(shown, 1.15 * 8.0, done=True) == 9.5  # the next half above 9.2
+    assert steady_top(10.0, 3.0, done=False) == 10.0  # a falling σ_max keeps the range while running
+    assert steady_top(None, 0.3, done=False) == pytest.approx(0.3)  # 3 × 10⁻¹
