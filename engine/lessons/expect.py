@@ -7,8 +7,9 @@ An expectation is one comparison, ``expr OP expr``, for example::
     diverged(no_clip) == true
 
 Expressions combine numbers (and ``pi``, ``inf``, ``true`` = 1, ``false`` = 0), ``+ - * /``,
-parentheses, the functions ``abs``, ``ln``, ``log10``, ``min``, ``max`` and ``fold`` (max(x, 1/x):
-how many times apart a ratio is, either way), and *measures*:
+parentheses, the functions ``abs``, ``ln``, ``log10``, ``min``, ``max``, ``median`` (of three: what
+two of three seeds reach) and ``fold`` (max(x, 1/x): how many times apart a ratio is, either
+way), and *measures*:
 a name from :data:`MEASURES` whose first argument is a run of the lesson, then its own
 arguments (a node id, ``first``, ``last``, ``all``, a metric name, a threshold) and an
 optional selector (``step=N``, ``epoch=N``, or ``at=first|last|min|max|mean``; default
@@ -44,6 +45,7 @@ SYMBOLS = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "==": "=", "!=": "≠"}
 REDUCERS = ("first", "last", "min", "max", "mean", "best")
 MATH = {"abs": (1, abs), "log10": (1, lambda v: math.log10(v) if v > 0 else -INF),
         "ln": (1, lambda v: math.log(v) if v > 0 else -INF), "min": (2, min), "max": (2, max),
+        "median": (3, lambda a, b, c: sorted((a, b, c))[1]),
         "fold": (1, lambda v: max(v, 1 / v) if v > 0 else INF)}
 CONSTANTS = {"true": 1.0, "false": 0.0, "inf": INF, "never": INF, "pi": math.pi}
 

@@ -237,6 +237,7 @@ FINISH = {"event": "finish", "reason": "completed", "epoch": 3, "step": 3}
     ("1 + 2 * 3 >= 0", 7.0), ("(1 + 2) * 3 >= 0", 9.0), ("-2 - -3 >= 0", 1.0), ("10 / 4 / 5 >= 0", 0.5),
     ("log10(1e-13) >= -20", -13.0), ("abs(-3) >= 0", 3.0), ("min(2, max(1, 5)) >= 0", 2.0),
     ("fold(0.25) >= 0", 4.0), ("ln(1) >= 0", 0.0), ("true + false + 2e-1 >= 0", 1.2),
+    ("median(3, 1, 2) >= 0", 2.0), ("median(5, 5, -1) >= 0", 5.0),
 ])
 def test_arithmetic_has_the_usual_precedence(text, value):
     outcome = parse_check(text, RUNS).evaluate(traces())
