@@ -287,6 +287,12 @@ def positive(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def nice_above(value: float, steps: tuple[float, ...] = (1.0, 2.0, 5.0)) -> float:
+    """The smallest ``step × 10ᵏ`` ≥ ``value`` (> 0), steps taken from ``steps`` (in [1, 10))."""
+    magnitude = 10.0 ** math.floor(math.log10(value))
+    return next(m * magnitude for m in (*steps, 10.0) if m * magnitude >= value)
+
+
 def grown_end(current: float, needed: float) -> float:
     """The right end of a live x range: kept until the data passes it, then the next 1-2-5 value
     ≥ 1.25 × the data.
@@ -296,9 +302,7 @@ def grown_end(current: float, needed: float) -> float:
     """
     if needed <= current:
         return current
-    target = max(needed * 1.25, 10.0)
-    magnitude = 10.0 ** math.floor(math.log10(target))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= target)
+    return nice_above(max(needed * 1.25, 10.0))
 
 
 class SteadyRange:

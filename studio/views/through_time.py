@@ -45,6 +45,7 @@ from studio.plots.common import (
     depth_colors,
     ghost_pen,
     log_range,
+    nice_above,
     palette_colors,
     positive,
     style_plot,
@@ -108,8 +109,7 @@ def steady_top(shown: float | None, needed: float, done: bool) -> float:
         return math.ceil(needed * 2) / 2 if needed > 0 else 1.0
     if shown is not None and needed <= shown:
         return shown
-    magnitude = 10.0 ** math.floor(math.log10(needed))
-    return next(m * magnitude for m in (*STEADY_TOPS, 10.0) if m * magnitude >= needed)
+    return nice_above(needed, STEADY_TOPS)
 
 
 def inverse_gamma_lines(records: list[RunRecord | None]) -> dict[float, str]:
